@@ -1,0 +1,33 @@
+"""`cohort`: the command line, a thin layer over the library. One module per command group."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cohort import __version__
+from cohort.cli import grade, template
+
+COMMANDS = (template, grade)
+
+
+class UserError(Exception):
+    """An error to show the user as one line, without a traceback."""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cohort", description="Run an MLAB-style bootcamp: build the pair template, grade, run the cohort.")
+    p.add_argument("--version", action="version", version=f"cohort {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (UserError, *args.errors) as e:
+        print(f"cohort {args.command}: error: {e}", file=sys.stderr)
+        return 2

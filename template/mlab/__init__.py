@@ -1,0 +1,1 @@
+"""mlab: your implementations of the bootcamp's exercises, one module per day."""
