@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from cohort import __version__
-from cohort.cli import grade, template
+from cohort.cli import check, grade, template
 
-COMMANDS = (template, grade)
+COMMANDS = (template, grade, check)
 
 
 class UserError(Exception):
