@@ -45,7 +45,9 @@ def stub_source(text: str, path: Path, day: str) -> str:
         begin, end = BEGIN.match(line), END.match(line)
         if begin:
             if open_at is not None:
-                raise BuildError(f"{path}:{i + 1}: nested BEGIN SOLUTION (open since line {open_at + 1})")
+                raise BuildError(
+                    f"{path}:{i + 1}: nested BEGIN SOLUTION (open since line {open_at + 1})"
+                )
             open_at = i
             indent = begin["indent"]
             if begin["stub"]:
@@ -53,7 +55,9 @@ def stub_source(text: str, path: Path, day: str) -> str:
             else:
                 name = exercise_name(lines, i, indent)
                 anchor = name.split(".")[0].lower()
-                out.append(f'{indent}raise NotImplementedError("{name}: see docs/{day}.md#{anchor}")\n')
+                out.append(
+                    f'{indent}raise NotImplementedError("{name}: see docs/{day}.md#{anchor}")\n'
+                )
         elif end:
             if open_at is None:
                 raise BuildError(f"{path}:{i + 1}: END SOLUTION without a matching BEGIN SOLUTION")
@@ -67,7 +71,9 @@ def stub_source(text: str, path: Path, day: str) -> str:
 
 def source_files(src: Path) -> list[Path]:
     return sorted(
-        p for p in src.rglob("*") if p.is_file() and not IGNORED.intersection(p.relative_to(src).parts)
+        p
+        for p in src.rglob("*")
+        if p.is_file() and not IGNORED.intersection(p.relative_to(src).parts)
     )
 
 

@@ -19,7 +19,10 @@ class CheckFailed(Exception):
 
 
 def _listing(tests: list[dict], limit: int = 15) -> str:
-    lines = [f"  {t['name']}: {t['output'].splitlines()[0] if t['output'] else t['status']}" for t in tests[:limit]]
+    lines = [
+        f"  {t['name']}: {t['output'].splitlines()[0] if t['output'] else t['status']}"
+        for t in tests[:limit]
+    ]
     if len(tests) > limit:
         lines.append(f"  ... and {len(tests) - limit} more")
     return "\n".join(lines)
@@ -30,14 +33,20 @@ def check_solutions(root: Path, day: str | None = None) -> dict:
     res = sandbox.grade(root / "solutions", root / "template" / "tests", day)
     failed = [t for t in res["tests"] if t["status"] == "failed"]
     if failed or res["max_score"] <= 0:
-        raise CheckFailed(f"solutions score {res['score']:g}/{res['max_score']:g}:\n{_listing(failed)}")
+        raise CheckFailed(
+            f"solutions score {res['score']:g}/{res['max_score']:g}:\n{_listing(failed)}"
+        )
     return res
 
 
 def check_template(root: Path, day: str | None = None) -> dict:
     """Grade the untouched template: 0 points, every failure a clean NotImplementedError."""
     res = sandbox.grade(root / "template", None, day)
-    unclean = [t for t in res["tests"] if t["status"] != "skipped" and "NotImplementedError" not in t["output"]]
+    unclean = [
+        t
+        for t in res["tests"]
+        if t["status"] != "skipped" and "NotImplementedError" not in t["output"]
+    ]
     if res["score"] != 0 or unclean:
         raise CheckFailed(
             f"the untouched template scores {res['score']:g}/{res['max_score']:g}; these tests do not fail "
@@ -53,9 +62,19 @@ def update_snapshots(root: Path, day: str | None = None) -> list[Path]:
         ws = Path(tmp)
         targets = sandbox.prepare_workspace(root / "solutions", tests, ws, day)
         shutil.rmtree(ws / "tests" / "snapshots", ignore_errors=True)
-        env = {**os.environ, "PYTHONPATH": str(ws), "MLAB_UPDATE_SNAPSHOTS": "1", "MPLBACKEND": "Agg"}
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", *targets], cwd=ws, env=env,
-                              capture_output=True, text=True)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ws),
+            "MLAB_UPDATE_SNAPSHOTS": "1",
+            "MPLBACKEND": "Agg",
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-x", *targets],
+            cwd=ws,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode not in (0, 5):
             raise CheckFailed(f"recording snapshots failed:\n{proc.stdout[-3000:]}")
         fresh = ws / "tests" / "snapshots"

@@ -16,7 +16,10 @@ class UserError(Exception):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cohort", description="Run an MLAB-style bootcamp: build the pair template, grade, run the cohort.")
+    p = argparse.ArgumentParser(
+        prog="cohort",
+        description="Run an MLAB-style bootcamp: build the pair template, grade, run the cohort.",
+    )
     p.add_argument("--version", action="version", version=f"cohort {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:

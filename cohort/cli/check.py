@@ -11,9 +11,12 @@ from cohort.grading import sandbox
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="check the curriculum: solutions 100%%, template 0, snapshots")
-    p.add_argument("what", choices=("solutions", "template", "snapshots"),
-                   help="solutions: must score 100%%; template: must score 0 with NotImplementedError; "
-                        "snapshots: re-record template/tests/snapshots from the solutions")
+    p.add_argument(
+        "what",
+        choices=("solutions", "template", "snapshots"),
+        help="solutions: must score 100%%; template: must score 0 with NotImplementedError; "
+        "snapshots: re-record template/tests/snapshots from the solutions",
+    )
     p.add_argument("--day", help="one day only, e.g. w0_prep")
     p.add_argument("--root", type=Path, default=Path("."), help="organizer repository (default: .)")
     p.set_defaults(run=run, errors=(selfcheck.CheckFailed, sandbox.GradeError))

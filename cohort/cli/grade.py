@@ -14,12 +14,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("repo", type=Path, help="the checkout to grade: its mlab/ is the code graded")
     p.add_argument("--day", help="grade one day only, e.g. w0_prep")
     p.add_argument("--tests", type=Path, help="trusted tests to use (default: REPO/tests)")
-    p.add_argument("--out", type=Path, default=Path("results.json"), help="results file (default: results.json)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results.json"),
+        help="results file (default: results.json)",
+    )
     p.add_argument("--pair", help="pair name recorded in the results (default: REPO's folder name)")
     limits = sandbox.Limits()
-    p.add_argument("--test-timeout", type=float, default=limits.test_timeout, help="seconds per test")
-    p.add_argument("--run-timeout", type=float, default=limits.run_timeout, help="seconds for the whole run")
-    p.add_argument("--memory-mb", type=int, default=limits.memory_mb, help="address-space limit of the test process")
+    p.add_argument(
+        "--test-timeout", type=float, default=limits.test_timeout, help="seconds per test"
+    )
+    p.add_argument(
+        "--run-timeout", type=float, default=limits.run_timeout, help="seconds for the whole run"
+    )
+    p.add_argument(
+        "--memory-mb",
+        type=int,
+        default=limits.memory_mb,
+        help="address-space limit of the test process",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only the total")
     p.set_defaults(run=run, errors=(sandbox.GradeError,))
 

@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=build.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if template/mlab is stale")
+    p.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if template/mlab is stale"
+    )
     p.add_argument("--root", type=Path, default=Path("."), help="organizer repository (default: .)")
     p.set_defaults(run=run, errors=(build.BuildError,))
 
@@ -23,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     src, dst = args.root / "solutions" / "mlab", args.root / "template" / "mlab"
     if not src.is_dir():
-        raise build.BuildError(f"{src}: not found (run from the organizer repository or pass --root)")
+        raise build.BuildError(
+            f"{src}: not found (run from the organizer repository or pass --root)"
+        )
     todo = build.plan(src, dst)
     if args.check:
         for rel in todo.stale:

@@ -60,7 +60,9 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         timeout = DEFAULT_TIMEOUT if raw is None else float(raw)
     except ValueError:
-        raise pytest.UsageError(f"cohort_test_timeout: {raw!r} is not a number of seconds") from None
+        raise pytest.UsageError(
+            f"cohort_test_timeout: {raw!r} is not a number of seconds"
+        ) from None
     config.pluginmanager.register(Grading(config, timeout), "cohort-grading")
 
 
@@ -85,7 +87,9 @@ class Grading:
     def item_timeout(self, item: pytest.Item) -> float:
         return self.timeout * (4 if item.get_closest_marker("slow") else 1)
 
-    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
         done = set()
         if path := os.environ.get(DESELECT_ENV):
             done = set(Path(path).read_text().splitlines()) if Path(path).exists() else set()
@@ -95,8 +99,15 @@ class Grading:
             rel = item.location[0]
             names = [m for m in ("gpu", "bench", "slow") if item.get_closest_marker(m)]
             self.items.append(
-                Item(item.nodeid, day_of_test_file(rel) or Path(rel).stem, points, names, rel,
-                     (item.location[1] or 0) + 1, self.item_timeout(item))
+                Item(
+                    item.nodeid,
+                    day_of_test_file(rel) or Path(rel).stem,
+                    points,
+                    names,
+                    rel,
+                    (item.location[1] or 0) + 1,
+                    self.item_timeout(item),
+                )
             )
             if item.get_closest_marker("gpu") and not _cuda_available():
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU: runs on the GPU runner"))
@@ -123,6 +134,7 @@ class Grading:
         timeout = self.item_timeout(item)
         armed = timeout > 0 and hasattr(signal, "setitimer")
         if armed:
+
             def expire(signum, frame):
                 where = Path(frame.f_code.co_filename)
                 where = where.relative_to(Path.cwd()) if where.is_relative_to(Path.cwd()) else where
@@ -164,15 +176,16 @@ class Grading:
                     items.append(item)
                     self.outcomes[item.nodeid] = Outcome(item.nodeid, "failed", message)
         ran = [i for i in items if i.nodeid in self.outcomes]
-        return results.build(ran, self.outcomes, self.benchmarks,
-                             execution_time=time.monotonic() - self._started)
+        return results.build(
+            ran, self.outcomes, self.benchmarks, execution_time=time.monotonic() - self._started
+        )
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.events:
             return
         res = self.results()
-        if not res["tests"]:
-            return
+        if not any(item.points for item in self.items) and not self.collect_errors:
+            return  # not a graded run (no test carries points)
         terminalreporter.section("cohort grading")
         terminalreporter.write_line(report.terminal_table(res))
         path = _setting(self.config, "cohort_results", "COHORT_RESULTS")
@@ -236,6 +249,8 @@ def record_benchmark(request: pytest.FixtureRequest):
     grading: Grading = request.config.pluginmanager.get_plugin("cohort-grading")
 
     def record(name: str, shape: str, time_s: float, ref_time_s: float, note: str = "") -> None:
-        grading.record_benchmark(Benchmark(request.node.nodeid, name, shape, time_s, ref_time_s, note))
+        grading.record_benchmark(
+            Benchmark(request.node.nodeid, name, shape, time_s, ref_time_s, note)
+        )
 
     return record

@@ -29,7 +29,10 @@ def build(
     missing_reason: str = "not run",
 ) -> dict:
     """The results document. Items without an outcome count as failed with `missing_reason`."""
-    tests, per_day = [], defaultdict(lambda: {"score": 0.0, "max_score": 0.0, "passed": 0, "total": 0})
+    tests, per_day = (
+        [],
+        defaultdict(lambda: {"score": 0.0, "max_score": 0.0, "passed": 0, "total": 0}),
+    )
     for item in items:
         outcome = outcomes.get(item.nodeid) or Outcome(item.nodeid, "failed", missing_reason)
         skipped = outcome.status == "skipped"

@@ -162,8 +162,12 @@ def run_pytest(ws: Path, targets: list[str], limits: Limits) -> Run:
         output: deque = deque(maxlen=max(1, limits.output_kb // 4))
         proc = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-p", "cohort.grading.plugin", *targets],
-            cwd=ws, env=_child_env(ws, events, deselect, limits), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ws,
+            env=_child_env(ws, events, deselect, limits),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             preexec_fn=_limit(limits),
         )
         drainer = threading.Thread(target=_drain, args=(proc.stdout, output), daemon=True)
@@ -206,7 +210,9 @@ def run_pytest(ws: Path, targets: list[str], limits: Limits) -> Run:
         if time.monotonic() > deadline or len(run.outcomes) == graded_before:
             why = reason or f"the test process {_death(proc.returncode)} before running it"
             for nodeid in remaining:
-                run.outcomes[nodeid] = Outcome(nodeid, "failed", clip(f"{why}\n{_last_lines(tail)}"))
+                run.outcomes[nodeid] = Outcome(
+                    nodeid, "failed", clip(f"{why}\n{_last_lines(tail)}")
+                )
             if not run.items:
                 run.collect_errors.setdefault("*", clip(f"{why}\n{_last_lines(tail)}"))
             break
@@ -220,7 +226,11 @@ def _last_lines(text: str, n: int = 15) -> str:
 def _static_items(ws: Path, targets: list[str], run: Run) -> None:
     """Give tests of files that never got collected (import error, hang) a failed outcome."""
     collected_files = {item.file for item in run.items.values()}
-    files = [p for t in targets for p in ([ws / t] if t.endswith(".py") else sorted((ws / t).glob("test_*.py")))]
+    files = [
+        p
+        for t in targets
+        for p in ([ws / t] if t.endswith(".py") else sorted((ws / t).glob("test_*.py")))
+    ]
     for path in files:
         rel = path.relative_to(ws).as_posix()
         if rel in collected_files or day_of_test_file(path) is None:
@@ -228,7 +238,9 @@ def _static_items(ws: Path, targets: list[str], run: Run) -> None:
         message = run.collect_errors.get(rel) or run.collect_errors.get("*") or "never collected"
         for item in scan_tests(path, rel):
             run.items[item.nodeid] = item
-            run.outcomes[item.nodeid] = Outcome(item.nodeid, "failed", f"could not import this day's code:\n{message}")
+            run.outcomes[item.nodeid] = Outcome(
+                item.nodeid, "failed", f"could not import this day's code:\n{message}"
+            )
 
 
 def git_facts(repo: Path) -> dict:
@@ -236,7 +248,10 @@ def git_facts(repo: Path) -> dict:
     try:
         out = subprocess.run(
             ["git", "-C", str(repo), "log", "-1", "--format=%H%n%cI"],
-            capture_output=True, text=True, timeout=30, check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout.split()
     except (OSError, subprocess.SubprocessError):
         return {}
@@ -271,8 +286,9 @@ def grade(
         "flags": scan_pair_code(repo / "mlab"),
         **(extra or {}),
     }
-    return results.build(list(run.items.values()), run.outcomes, run.benchmarks, facts,
-                         time.monotonic() - started)
+    return results.build(
+        list(run.items.values()), run.outcomes, run.benchmarks, facts, time.monotonic() - started
+    )
 
 
 def _gpu_name() -> str | None:
@@ -280,8 +296,12 @@ def _gpu_name() -> str | None:
     if not shutil.which("nvidia-smi"):
         return None
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10).stdout.strip()
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return out.splitlines()[0] if out else None

@@ -45,7 +45,11 @@ def _marker_name(dec: ast.expr, aliases: dict[str, str]) -> str | None:
 
 def _cases(dec: ast.expr) -> int:
     """Number of cases of a `parametrize` decorator whose values are a literal list."""
-    if isinstance(dec, ast.Call) and len(dec.args) >= 2 and isinstance(dec.args[1], ast.List | ast.Tuple):
+    if (
+        isinstance(dec, ast.Call)
+        and len(dec.args) >= 2
+        and isinstance(dec.args[1], ast.List | ast.Tuple)
+    ):
         return len(dec.args[1].elts)
     return 1
 
@@ -91,5 +95,7 @@ def scan_pair_code(mlab: Path) -> list[dict]:
             for pattern, why in SUSPICIOUS.items():
                 if re.search(pattern, code):
                     rel = path.relative_to(mlab.parent).as_posix()
-                    flags.append({"file": rel, "line": lineno, "why": why, "code": line.strip()[:200]})
+                    flags.append(
+                        {"file": rel, "line": lineno, "why": why, "code": line.strip()[:200]}
+                    )
     return flags

@@ -109,7 +109,9 @@ def gather_rows(x: Float[Tensor, "n d"], idx: Int[Tensor, " k"]) -> Float[Tensor
     # END SOLUTION
 
 
-def batched_index_select(x: Float[Tensor, "b n d"], idx: Int[Tensor, "b k"]) -> Float[Tensor, "b k d"]:
+def batched_index_select(
+    x: Float[Tensor, "b n d"], idx: Int[Tensor, "b k"]
+) -> Float[Tensor, "b k d"]:
     """For each batch entry b, the rows idx[b] of x[b]: out[b, j] = x[b, idx[b, j]]."""
     # BEGIN SOLUTION
     batch = torch.arange(x.shape[0], device=x.device)[:, None]  # (b, 1) broadcasts against idx

@@ -86,7 +86,9 @@ def gather_rows(x: Float[Tensor, "n d"], idx: Int[Tensor, " k"]) -> Float[Tensor
     raise NotImplementedError("gather_rows: see docs/w0_prep.md#gather_rows")
 
 
-def batched_index_select(x: Float[Tensor, "b n d"], idx: Int[Tensor, "b k"]) -> Float[Tensor, "b k d"]:
+def batched_index_select(
+    x: Float[Tensor, "b n d"], idx: Int[Tensor, "b k"]
+) -> Float[Tensor, "b k d"]:
     """For each batch entry b, the rows idx[b] of x[b]: out[b, j] = x[b, idx[b, j]]."""
     raise NotImplementedError("batched_index_select: see docs/w0_prep.md#batched_index_select")
 

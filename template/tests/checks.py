@@ -19,26 +19,37 @@ def assert_close(
 ) -> None:
     """Compare with the reference and explain the difference in one short paragraph."""
     if not isinstance(actual, torch.Tensor):
-        pytest.fail(f"{what}: returned {type(actual).__name__}, expected a Tensor {describe(expected)}", pytrace=False)
+        pytest.fail(
+            f"{what}: returned {type(actual).__name__}, expected a Tensor {describe(expected)}",
+            pytrace=False,
+        )
     if actual.shape != expected.shape:
-        pytest.fail(f"{what}: shape {tuple(actual.shape)}, expected {tuple(expected.shape)}", pytrace=False)
+        pytest.fail(
+            f"{what}: shape {tuple(actual.shape)}, expected {tuple(expected.shape)}", pytrace=False
+        )
     if expected.is_floating_point() != actual.is_floating_point():
         pytest.fail(f"{what}: dtype {actual.dtype}, expected {expected.dtype}", pytrace=False)
     a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
     bad = ~torch.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
     if not bad.any():
         return
-    lines = [f"{what}: {int(bad.sum())} of {a.numel()} elements differ (atol {atol:g}, rtol {rtol:g})."]
+    lines = [
+        f"{what}: {int(bad.sum())} of {a.numel()} elements differ (atol {atol:g}, rtol {rtol:g})."
+    ]
     nonfinite = int((~torch.isfinite(a) & torch.isfinite(e)).sum())
     if nonfinite:
-        lines.append(f"{nonfinite} are NaN or inf where the reference is finite: is it numerically stable?")
+        lines.append(
+            f"{nonfinite} are NaN or inf where the reference is finite: is it numerically stable?"
+        )
     both = torch.isfinite(a) & torch.isfinite(e) & bad
     if both.any():
         err = (a - e).abs()[both]
         rel = err / e.abs()[both].clamp(min=1e-12)
         lines.append(f"Max abs error {err.max():.3g}, max rel error {rel.max():.3g}.")
     first = tuple(int(i) for i in bad.nonzero()[0])
-    lines.append(f"First at index {first}: got {a[first].item():.6g}, expected {e[first].item():.6g}.")
+    lines.append(
+        f"First at index {first}: got {a[first].item():.6g}, expected {e[first].item():.6g}."
+    )
     pytest.fail(" ".join(lines), pytrace=False)
 
 

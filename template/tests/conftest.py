@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from checks import assert_close
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -31,16 +30,26 @@ class Snapshot:
     def path(self, name: str) -> Path:
         return SNAPSHOTS / self.day / f"{self.test_name}__{name}.npz"
 
-    def check(self, name: str, actual: torch.Tensor, *, atol: float = 1e-5, rtol: float = 1e-4) -> None:
+    def check(
+        self, name: str, actual: torch.Tensor, *, atol: float = 1e-5, rtol: float = 1e-4
+    ) -> None:
         path = self.path(name)
         if UPDATE:
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(path, value=actual.detach().cpu().numpy())
             return
         if not path.exists():
-            pytest.fail(f"snapshot {path.name} is missing: organizers run `nox -s snapshots`", pytrace=False)
+            pytest.fail(
+                f"snapshot {path.name} is missing: organizers run `nox -s snapshots`", pytrace=False
+            )
         expected = torch.from_numpy(np.load(path)["value"])
-        assert_close(actual, expected, what=f"{self.test_name} ({name}) against its snapshot", atol=atol, rtol=rtol)
+        assert_close(
+            actual,
+            expected,
+            what=f"{self.test_name} ({name}) against its snapshot",
+            atol=atol,
+            rtol=rtol,
+        )
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from checks import assert_close, assert_equal, assert_vectorized
 from mlab import w0_prep as m
 
@@ -23,7 +22,11 @@ def test_image_grid(b, nrow):
     images = torch.randn(b, 3, 5, 7)
     rows = [torch.cat(list(images[r * nrow : (r + 1) * nrow]), dim=-1) for r in range(b // nrow)]
     expected = torch.cat(rows, dim=-2)
-    assert_close(m.image_grid(images, nrow), expected, what=f"image_grid(images {tuple(images.shape)}, nrow={nrow})")
+    assert_close(
+        m.image_grid(images, nrow),
+        expected,
+        what=f"image_grid(images {tuple(images.shape)}, nrow={nrow})",
+    )
 
 
 @points(1)
@@ -43,13 +46,19 @@ def test_patchify(c, h, w, p):
 @points(1)
 def test_channel_means():
     images = torch.randn(4, 3, 5, 6) + torch.tensor([1.0, -2.0, 3.0])[:, None, None]
-    assert_close(m.channel_means(images), images.mean(dim=(0, 2, 3)), what="channel_means(images (4, 3, 5, 6))")
+    assert_close(
+        m.channel_means(images),
+        images.mean(dim=(0, 2, 3)),
+        what="channel_means(images (4, 3, 5, 6))",
+    )
 
 
 @points(1)
 def test_max_pool_2x2():
     images = torch.randn(2, 3, 6, 8)
-    assert_close(m.max_pool_2x2(images), F.max_pool2d(images, 2), what="max_pool_2x2(images (2, 3, 6, 8))")
+    assert_close(
+        m.max_pool_2x2(images), F.max_pool2d(images, 2), what="max_pool_2x2(images (2, 3, 6, 8))"
+    )
 
 
 @points(1)
@@ -82,7 +91,11 @@ def test_einsum_outer():
 @points(1)
 def test_einsum_batched_matmul():
     a, c = torch.randn(3, 4, 5), torch.randn(3, 5, 2)
-    assert_close(m.einsum_batched_matmul(a, c), torch.bmm(a, c), what="einsum_batched_matmul((3, 4, 5), (3, 5, 2))")
+    assert_close(
+        m.einsum_batched_matmul(a, c),
+        torch.bmm(a, c),
+        what="einsum_batched_matmul((3, 4, 5), (3, 5, 2))",
+    )
 
 
 # -- broadcasting and indexing -----------------------------------------------------------------
@@ -93,25 +106,39 @@ def test_einsum_batched_matmul():
 def test_pairwise_distances(n, m_, d):
     x, y = torch.randn(n, d), torch.randn(m_, d)
     got = m.pairwise_distances(x, y)
-    assert_close(got, torch.cdist(x, y), what=f"pairwise_distances(x {(n, d)}, y {(m_, d)})", atol=1e-4)
+    assert_close(
+        got, torch.cdist(x, y), what=f"pairwise_distances(x {(n, d)}, y {(m_, d)})", atol=1e-4
+    )
 
 
 @points(1)
 def test_pairwise_distances_vectorized():
-    assert_vectorized(m.pairwise_distances, (torch.randn(4, 3), torch.randn(5, 3)), (torch.randn(40, 3), torch.randn(50, 3)))
+    assert_vectorized(
+        m.pairwise_distances,
+        (torch.randn(4, 3), torch.randn(5, 3)),
+        (torch.randn(40, 3), torch.randn(50, 3)),
+    )
 
 
 @points(1)
 def test_gather_rows():
     x, idx = torch.randn(6, 4), torch.tensor([5, 0, 0, 3])
-    assert_close(m.gather_rows(x, idx), torch.index_select(x, 0, idx), what="gather_rows(x (6, 4), idx [5, 0, 0, 3])")
+    assert_close(
+        m.gather_rows(x, idx),
+        torch.index_select(x, 0, idx),
+        what="gather_rows(x (6, 4), idx [5, 0, 0, 3])",
+    )
 
 
 @points(2)
 def test_batched_index_select():
     x, idx = torch.randn(3, 6, 4), torch.randint(0, 6, (3, 5))
     expected = torch.gather(x, 1, idx[..., None].expand(-1, -1, 4))
-    assert_close(m.batched_index_select(x, idx), expected, what="batched_index_select(x (3, 6, 4), idx (3, 5))")
+    assert_close(
+        m.batched_index_select(x, idx),
+        expected,
+        what="batched_index_select(x (3, 6, 4), idx (3, 5))",
+    )
 
 
 @points(1)
@@ -135,8 +162,12 @@ def test_masked_mean():
     mask = torch.rand(4, 6) > 0.5
     mask[0] = False  # a row with nothing selected averages to 0
     mask[1] = True
-    expected = torch.stack([x[i][mask[i]].mean() if mask[i].any() else torch.tensor(0.0) for i in range(4)])
-    assert_close(m.masked_mean(x, mask), expected, what="masked_mean(x (4, 6), mask with an empty row)")
+    expected = torch.stack(
+        [x[i][mask[i]].mean() if mask[i].any() else torch.tensor(0.0) for i in range(4)]
+    )
+    assert_close(
+        m.masked_mean(x, mask), expected, what="masked_mean(x (4, 6), mask with an empty row)"
+    )
 
 
 @points(2)
@@ -144,7 +175,11 @@ def test_segment_sum():
     values = torch.randn(9, 3)
     ids = torch.tensor([0, 2, 2, 4, 0, 4, 4, 2, 0])  # segments 1 and 5 are empty
     expected = torch.zeros(6, 3).index_add_(0, ids, values)
-    assert_close(m.segment_sum(values, ids, 6), expected, what="segment_sum(values (9, 3), ids, num_segments=6)")
+    assert_close(
+        m.segment_sum(values, ids, 6),
+        expected,
+        what="segment_sum(values (9, 3), ids, num_segments=6)",
+    )
 
 
 @points(1)
@@ -168,7 +203,9 @@ def test_logsumexp():
 
 @points(1)
 def test_logsumexp_stable():
-    assert_close(m.logsumexp(LARGE), torch.logsumexp(LARGE, -1), what="logsumexp of logits near +-1000")
+    assert_close(
+        m.logsumexp(LARGE), torch.logsumexp(LARGE, -1), what="logsumexp of logits near +-1000"
+    )
 
 
 @points(1)
@@ -191,19 +228,29 @@ def test_log_softmax():
 @points(1)
 def test_log_softmax_stable():
     x = torch.tensor([[0.0, -200.0, 50.0], [1000.0, 0.0, -1000.0]])
-    assert_close(m.log_softmax(x), torch.log_softmax(x, -1), what="log_softmax with tiny probabilities")
+    assert_close(
+        m.log_softmax(x), torch.log_softmax(x, -1), what="log_softmax with tiny probabilities"
+    )
 
 
 @points(2)
 def test_cross_entropy():
     logits, targets = torch.randn(10, 6), torch.randint(0, 6, (10,))
-    assert_close(m.cross_entropy(logits, targets), F.cross_entropy(logits, targets), what="cross_entropy((10, 6))")
+    assert_close(
+        m.cross_entropy(logits, targets),
+        F.cross_entropy(logits, targets),
+        what="cross_entropy((10, 6))",
+    )
 
 
 @points(1)
 def test_cross_entropy_stable():
     targets = torch.tensor([2, 0])
-    assert_close(m.cross_entropy(LARGE, targets), F.cross_entropy(LARGE, targets), what="cross_entropy near +-1000")
+    assert_close(
+        m.cross_entropy(LARGE, targets),
+        F.cross_entropy(LARGE, targets),
+        what="cross_entropy near +-1000",
+    )
 
 
 # -- sampling and strides ----------------------------------------------------------------------
@@ -215,7 +262,11 @@ def test_sample_categorical_frequencies():
     probs = torch.tensor([[0.1, 0.2, 0.7], [0.5, 0.0, 0.5], [0.0, 0.0, 1.0]])
     n = 40_000
     got = m.sample_categorical(probs, n, torch.Generator().manual_seed(1))
-    assert_equal(torch.as_tensor(got.shape), torch.tensor([3, n]), what="sample_categorical(probs (3, 3), n) shape")
+    assert_equal(
+        torch.as_tensor(got.shape),
+        torch.tensor([3, n]),
+        what="sample_categorical(probs (3, 3), n) shape",
+    )
     freq = F.one_hot(got.long(), 3).float().mean(dim=1)
     tolerance = 5 * (probs * (1 - probs) / n).sqrt() + 1e-9
     bad = (freq - probs).abs() > tolerance
@@ -238,17 +289,22 @@ def test_sample_categorical_uses_generator():
 def test_sliding_windows(n, size, stride):
     x = torch.randn(n)
     got = m.sliding_windows(x, size, stride)
-    assert_close(got, x.unfold(0, size, stride), what=f"sliding_windows(n={n}, size={size}, stride={stride})")
-    assert got.data_ptr() == x.data_ptr() or got.untyped_storage().data_ptr() == x.untyped_storage().data_ptr(), (
-        "sliding_windows must return a view of x (as_strided), not a copy"
+    assert_close(
+        got, x.unfold(0, size, stride), what=f"sliding_windows(n={n}, size={size}, stride={stride})"
     )
+    assert (
+        got.data_ptr() == x.data_ptr()
+        or got.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+    ), "sliding_windows must return a view of x (as_strided), not a copy"
 
 
 @points(1)
 def test_sliding_windows_of_a_view():
     base = torch.randn(20)
     x = base[3::2]  # offset 3, stride 2
-    assert_close(m.sliding_windows(x, 3, 2), x.unfold(0, 3, 2), what="sliding_windows of x = base[3::2]")
+    assert_close(
+        m.sliding_windows(x, 3, 2), x.unfold(0, 3, 2), what="sliding_windows of x = base[3::2]"
+    )
 
 
 @points(1)

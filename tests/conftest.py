@@ -1,0 +1,34 @@
+"""Fixtures for the tooling's own tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch  # noqa: F401  loaded once: in-process pytester runs would re-import it and crash
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def root() -> Path:
+    """The organizer repository."""
+    return ROOT
+
+
+@pytest.fixture
+def pair_repo(tmp_path: Path):
+    """Write a tiny pair checkout: `pair_repo(code, tests)` -> its path (day `toy`)."""
+
+    def make(code: str, tests: str, name: str = "pair") -> Path:
+        repo = tmp_path / name
+        (repo / "mlab").mkdir(parents=True)
+        (repo / "tests").mkdir()
+        (repo / "mlab" / "__init__.py").write_text("")
+        (repo / "mlab" / "toy.py").write_text(code)
+        (repo / "tests" / "test_toy.py").write_text(tests)
+        return repo
+
+    return make

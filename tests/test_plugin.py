@@ -1,0 +1,81 @@
+"""The grading pytest plugin in a plain pytest run (pytester)."""
+
+from __future__ import annotations
+
+import json
+
+TESTS = """
+import pytest
+
+@pytest.mark.points(2)
+def test_good():
+    assert 1 + 1 == 2
+
+@pytest.mark.points(3)
+def test_bad():
+    assert 1 + 1 == 3, "one plus one is not three"
+
+@pytest.mark.points(1)
+@pytest.mark.gpu
+def test_needs_gpu():
+    pass
+"""
+
+
+def test_table_and_results_file(pytester):
+    pytester.makepyfile(test_toy=TESTS)
+    result = pytester.runpytest("--results", "out/results.json")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*cohort grading*", "toy *1/2 * 2/5*"])
+    data = json.loads((pytester.path / "out" / "results.json").read_text())
+    assert (data["score"], data["max_score"]) == (2, 5)
+    by_name = {t["name"].split("::")[1]: t for t in data["tests"]}
+    assert "one plus one is not three" in by_name["test_bad"]["output"]
+    assert by_name["test_needs_gpu"]["status"] == "skipped"
+    assert "CUDA GPU" in by_name["test_needs_gpu"]["output"]
+    assert data["extra_data"]["days"]["toy"]["max_score"] == 5
+
+
+def test_github_outputs(pytester, monkeypatch, tmp_path):
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    pytester.makepyfile(test_toy=TESTS)
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["::error file=test_toy.py,line=*,title=test_toy.py%3A%3Atest_bad::*"])
+    result.stdout.fnmatch_lines(["::notice title=Points::Points 2/5"])
+    assert "| toy | 1/2 | 2/5 |" in summary.read_text()
+
+
+def test_timeout_fails_only_the_hanging_test(pytester):
+    pytester.makepyfile(
+        test_toy="""
+        import pytest
+
+        @pytest.mark.points(1)
+        def test_loops():
+            while True:
+                pass
+
+        @pytest.mark.points(1)
+        def test_fine():
+            pass
+        """
+    )
+    result = pytester.runpytest("--test-timeout", "0.5")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*timed out after 0.5 s, interrupted at test_toy.py:*"])
+
+
+def test_unknown_marker_is_an_error_with_strict_markers(pytester):
+    pytester.makepyfile(test_toy="import pytest\n@pytest.mark.pointz(1)\ndef test_x(): pass\n")
+    result = pytester.runpytest("--strict-markers")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*'pointz' not found in `markers`*"])
+
+
+def test_bad_timeout_setting_is_a_usage_error(pytester):
+    pytester.makeini("[pytest]\ncohort_test_timeout = soon\n")
+    pytester.makepyfile(test_toy="def test_x(): pass\n")
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines(["*cohort_test_timeout: 'soon' is not a number of seconds*"])

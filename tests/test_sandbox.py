@@ -1,0 +1,135 @@
+"""cohort grade: untrusted code in a child process, limits, resume after hangs and crashes."""
+
+from __future__ import annotations
+
+import json
+
+from cohort.cli import main
+from cohort.grading import sandbox
+
+CODE = '''
+import os, time
+
+def ok(x):
+    return x + 1
+
+def hang(x):
+    while True:
+        pass
+
+def exit_now(x):
+    os._exit(3)
+
+def shout(x):
+    for _ in range(5_000):
+        print("x" * 1000)
+    return x + 1
+
+def hog(x):
+    return bytearray(64 * 1024**3)
+
+def spawn_and_hang(x):
+    import subprocess
+    subprocess.Popen(["sleep", "1000"])
+    time.sleep(1000)
+'''
+
+TESTS = """
+import pytest
+from mlab import toy
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("name", ["ok", "hang", "exit_now", "shout", "hog", "ok"])
+def test_case(name):
+    assert getattr(toy, name)(1) == 2
+"""
+
+FAST = sandbox.Limits(test_timeout=10, run_timeout=300, memory_mb=4096)
+
+
+def outcomes(res: dict) -> dict[str, str]:
+    return {t["name"].split("::")[1]: t for t in res["tests"]}
+
+
+def test_each_failure_stays_with_its_test(pair_repo):
+    tests = TESTS.replace('["ok", "hang", "exit_now", "shout", "hog", "ok"]', '["ok", "hang", "exit_now", "shout", "hog", "ok2"]')
+    repo = pair_repo(CODE + "\nok2 = ok\n", tests)
+    res = sandbox.grade(repo, limits=FAST)
+    got = outcomes(res)
+    assert got["test_case[ok]"]["status"] == got["test_case[ok2]"]["status"] == "passed"
+    assert "timed out after 10 s" in got["test_case[hang]"]["output"]
+    assert "exited with code 3" in got["test_case[exit_now]"]["output"]
+    assert got["test_case[shout]"]["status"] == "passed"  # 5 MB of output: only the tail is kept
+    assert "MemoryError" in got["test_case[hog]"]["output"]
+    assert (res["score"], res["max_score"]) == (3, 6)
+
+
+def test_timeout_kills_the_whole_process_group(pair_repo, tmp_path):
+    marker = tmp_path / "sleepers"
+    code = CODE.replace('["sleep", "1000"]', f'["sh", "-c", "echo $$ > {marker}; exec sleep 1000"]')
+    tests = TESTS.replace('["ok", "hang", "exit_now", "shout", "hog", "ok"]', '["spawn_and_hang"]')
+    res = sandbox.grade(pair_repo(code, tests), limits=sandbox.Limits(test_timeout=1, run_timeout=60))
+    assert res["tests"][0]["status"] == "failed"
+    assert not running(int(marker.read_text())), "the grandchild outlived the grading run"
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_import_error_fails_the_days_tests_with_the_error(pair_repo):
+    repo = pair_repo("import not_a_module_anywhere\n", TESTS)
+    res = sandbox.grade(repo, limits=FAST)
+    assert res["max_score"] == 6 and res["score"] == 0
+    assert "No module named 'not_a_module_anywhere'" in res["tests"][0]["output"]
+
+
+def test_hang_at_import_is_reported(pair_repo):
+    repo = pair_repo("while True:\n    pass\n", TESTS)
+    res = sandbox.grade(repo, limits=sandbox.Limits(test_timeout=1, run_timeout=60))
+    assert res["max_score"] == 6 and res["score"] == 0
+    assert "a loop at import?" in res["tests"][0]["output"]
+
+
+def test_trusted_tests_replace_edited_ones(pair_repo, tmp_path):
+    honest = "import pytest\nfrom mlab import toy\n\n@pytest.mark.points(4)\ndef test_ok():\n    assert toy.ok(1) == 5\n"
+    edited = honest.replace("== 5", "== 2")
+    repo = pair_repo(CODE, edited)
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    (trusted / "test_toy.py").write_text(honest)
+    assert sandbox.grade(repo, limits=FAST)["score"] == 4
+    assert sandbox.grade(repo, trusted, limits=FAST)["score"] == 0
+
+
+def test_secrets_do_not_reach_pair_code(pair_repo, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
+    monkeypatch.setenv("MY_API_KEY", "secret")
+    tests = (
+        "import os, pytest\n\n@pytest.mark.points(1)\ndef test_env():\n"
+        "    assert not any('secret' in v for v in os.environ.values())\n"
+    )
+    assert sandbox.grade(pair_repo(CODE, tests), limits=FAST)["score"] == 1
+
+
+def test_static_scan_flags_reaching_into_the_grader(pair_repo):
+    code = "import sys\n\ndef ok(x):\n    sys.modules['pytest'] = None\n    return x + 1\n"
+    res = sandbox.grade(pair_repo(code, TESTS.replace('"hang", "exit_now", "shout", "hog", ', "")), limits=FAST)
+    whys = {f["why"] for f in res["extra_data"]["flags"]}
+    assert {"edits loaded modules", "reaches into pytest"} <= whys
+
+
+def test_cli_writes_results_and_errors_are_one_line(pair_repo, tmp_path, capsys):
+    repo = pair_repo(CODE, TESTS.replace('"hang", "exit_now", "shout", "hog", ', ""))
+    out = tmp_path / "r.json"
+    assert main(["grade", str(repo), "--out", str(out), "--pair", "alpha", "-q"]) == 0
+    data = json.loads(out.read_text())
+    assert data["extra_data"]["pair"] == "alpha" and data["score"] == 2
+    assert main(["grade", str(repo), "--day", "nope"]) == 2
+    assert "no graders for day 'nope'" in capsys.readouterr().err
+    assert main(["grade", str(tmp_path / "missing")]) == 2
