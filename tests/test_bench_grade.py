@@ -26,7 +26,13 @@ def test_grade_overhead_vs_plain_pytest(tmp_path):
     rows = []
     for _ in range(3):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "tests"], cwd=ws, env=env, capture_output=True, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "tests"],
+            cwd=ws,
+            env=env,
+            capture_output=True,
+            check=True,
+        )
         plain = time.perf_counter() - start
         start = time.perf_counter()
         res = sandbox.grade(ROOT / "solutions", ROOT / "template" / "tests")
@@ -34,5 +40,7 @@ def test_grade_overhead_vs_plain_pytest(tmp_path):
         assert res["score"] == res["max_score"]
         rows.append((plain, graded))
     plain, graded = (sorted(col)[1] for col in zip(*rows))
-    print(f"\nplain pytest {plain:.2f} s, cohort grade {graded:.2f} s: ratio {graded / plain:.2f}x, "
-          f"target {1.15 * plain + 2:.2f} s (1.15x + 2 s): {'met' if graded <= 1.15 * plain + 2 else 'missed'}")
+    print(
+        f"\nplain pytest {plain:.2f} s, cohort grade {graded:.2f} s: ratio {graded / plain:.2f}x, "
+        f"target {1.15 * plain + 2:.2f} s (1.15x + 2 s): {'met' if graded <= 1.15 * plain + 2 else 'missed'}"
+    )

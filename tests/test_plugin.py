@@ -42,7 +42,9 @@ def test_github_outputs(pytester, monkeypatch, tmp_path):
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     pytester.makepyfile(test_toy=TESTS)
     result = pytester.runpytest()
-    result.stdout.fnmatch_lines(["::error file=test_toy.py,line=*,title=test_toy.py%3A%3Atest_bad::*"])
+    result.stdout.fnmatch_lines(
+        ["::error file=test_toy.py,line=*,title=test_toy.py%3A%3Atest_bad::*"]
+    )
     result.stdout.fnmatch_lines(["::notice title=Points::Points 2/5"])
     assert "| toy | 1/2 | 2/5 |" in summary.read_text()
 

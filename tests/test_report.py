@@ -14,10 +14,17 @@ def sample() -> dict:
     ]
     outcomes = {
         "tests/test_d.py::test_a": Outcome("tests/test_d.py::test_a", "passed"),
-        "tests/test_d.py::test_b[x,y]": Outcome("tests/test_d.py::test_b[x,y]", "failed", "50% off: a|b\nline 2"),
-        "tests/test_e.py::test_c": Outcome("tests/test_e.py::test_c", "skipped", "needs a CUDA GPU"),
+        "tests/test_d.py::test_b[x,y]": Outcome(
+            "tests/test_d.py::test_b[x,y]", "failed", "50% off: a|b\nline 2"
+        ),
+        "tests/test_e.py::test_c": Outcome(
+            "tests/test_e.py::test_c", "skipped", "needs a CUDA GPU"
+        ),
     }
-    bench = [Benchmark("tests/test_e.py::test_c", "add", "1024", 1.0, 2.0), Benchmark("x", "add", "4096", 2.0, 2.0)]
+    bench = [
+        Benchmark("tests/test_e.py::test_c", "add", "1024", 1.0, 2.0),
+        Benchmark("x", "add", "4096", 2.0, 2.0),
+    ]
     return results.build(items, outcomes, bench, {"pair": "p"})
 
 
@@ -33,7 +40,9 @@ def test_scores_skips_and_benchmarks():
 def test_missing_outcome_counts_as_failed():
     item = Item("t::x", "d", 4)
     res = results.build([item], {}, missing_reason="the run was killed")
-    assert res["tests"][0]["status"] == "failed" and res["tests"][0]["output"] == "the run was killed"
+    assert (
+        res["tests"][0]["status"] == "failed" and res["tests"][0]["output"] == "the run was killed"
+    )
     assert (res["score"], res["max_score"]) == (0, 4)
 
 

@@ -7,7 +7,7 @@ import json
 from cohort.cli import main
 from cohort.grading import sandbox
 
-CODE = '''
+CODE = """
 import os, time
 
 def ok(x):
@@ -32,7 +32,7 @@ def spawn_and_hang(x):
     import subprocess
     subprocess.Popen(["sleep", "1000"])
     time.sleep(1000)
-'''
+"""
 
 TESTS = """
 import pytest
@@ -52,7 +52,10 @@ def outcomes(res: dict) -> dict[str, str]:
 
 
 def test_each_failure_stays_with_its_test(pair_repo):
-    tests = TESTS.replace('["ok", "hang", "exit_now", "shout", "hog", "ok"]', '["ok", "hang", "exit_now", "shout", "hog", "ok2"]')
+    tests = TESTS.replace(
+        '["ok", "hang", "exit_now", "shout", "hog", "ok"]',
+        '["ok", "hang", "exit_now", "shout", "hog", "ok2"]',
+    )
     repo = pair_repo(CODE + "\nok2 = ok\n", tests)
     res = sandbox.grade(repo, limits=FAST)
     got = outcomes(res)
@@ -68,7 +71,9 @@ def test_timeout_kills_the_whole_process_group(pair_repo, tmp_path):
     marker = tmp_path / "sleepers"
     code = CODE.replace('["sleep", "1000"]', f'["sh", "-c", "echo $$ > {marker}; exec sleep 1000"]')
     tests = TESTS.replace('["ok", "hang", "exit_now", "shout", "hog", "ok"]', '["spawn_and_hang"]')
-    res = sandbox.grade(pair_repo(code, tests), limits=sandbox.Limits(test_timeout=1, run_timeout=60))
+    res = sandbox.grade(
+        pair_repo(code, tests), limits=sandbox.Limits(test_timeout=1, run_timeout=60)
+    )
     assert res["tests"][0]["status"] == "failed"
     assert not running(int(marker.read_text())), "the grandchild outlived the grading run"
 
@@ -119,7 +124,9 @@ def test_secrets_do_not_reach_pair_code(pair_repo, monkeypatch):
 
 def test_static_scan_flags_reaching_into_the_grader(pair_repo):
     code = "import sys\n\ndef ok(x):\n    sys.modules['pytest'] = None\n    return x + 1\n"
-    res = sandbox.grade(pair_repo(code, TESTS.replace('"hang", "exit_now", "shout", "hog", ', "")), limits=FAST)
+    res = sandbox.grade(
+        pair_repo(code, TESTS.replace('"hang", "exit_now", "shout", "hog", ', "")), limits=FAST
+    )
     whys = {f["why"] for f in res["extra_data"]["flags"]}
     assert {"edits loaded modules", "reaches into pytest"} <= whys
 
