@@ -34,17 +34,43 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=limits.memory_mb,
         help="address-space limit of the test process",
     )
+    p.add_argument("-m", "--markers", help='select tests by marker expression, e.g. "gpu or bench"')
+    p.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="record KEY=VALUE in extra_data (repeatable), e.g. repo=org/pair-a",
+    )
+    p.add_argument("--summary", type=Path, help="also write the Markdown score table to this file")
+    p.add_argument(
+        "--annotate-prefix",
+        default="",
+        help="path of the checkout in the CI workspace, for annotation file paths",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only the total")
     p.set_defaults(run=run, errors=(sandbox.GradeError,))
 
 
+def meta(pairs: list[str]) -> dict[str, str]:
+    extra = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise sandbox.GradeError(f"--meta {pair!r}: expected KEY=VALUE")
+        extra[key] = value
+    return extra
+
+
 def run(args: argparse.Namespace) -> int:
     limits = sandbox.Limits(args.test_timeout, args.run_timeout, args.memory_mb)
-    extra = {"pair": args.pair} if args.pair else None
-    res = sandbox.grade(args.repo, args.tests, args.day, limits, extra)
+    extra = meta(args.meta) | ({"pair": args.pair} if args.pair else {})
+    res = sandbox.grade(args.repo, args.tests, args.day, limits, extra, args.markers)
     results.write(res, args.out)
+    if args.summary:
+        args.summary.write_text(report.markdown_summary(res))
     print(report.terminal_table(res) if not args.quiet else res["output"])
     print(f"results: {args.out}")
-    report.publish_to_github(res)
+    report.publish_to_github(res, prefix=args.annotate_prefix)
     sys.stdout.flush()
     return 0

@@ -78,11 +78,11 @@ def workflow_commands(results: dict, tests_prefix: str = "") -> list[str]:
     return lines
 
 
-def publish_to_github(results: dict, print_fn=print) -> None:
+def publish_to_github(results: dict, print_fn=print, prefix: str = "") -> None:
     """When running under GitHub Actions: annotations, notice and the job summary."""
     if not os.environ.get("GITHUB_ACTIONS"):
         return
-    for line in workflow_commands(results):
+    for line in workflow_commands(results, prefix):
         print_fn(line)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:

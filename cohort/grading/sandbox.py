@@ -264,8 +264,12 @@ def grade(
     day: str | None = None,
     limits: Limits | None = None,
     extra: dict | None = None,
+    markers: str | None = None,
 ) -> dict:
-    """Grade `repo` (laid out like `template/`) with `tests` (default: its own) -> results."""
+    """Grade `repo` (laid out like `template/`) with `tests` (default: its own) -> results.
+
+    `markers` selects tests as pytest's `-m` does (e.g. "gpu or bench" on a GPU runner).
+    """
     repo, limits = Path(repo), limits or Limits()
     if not repo.is_dir():
         raise GradeError(f"{repo}: no such directory to grade")
@@ -274,14 +278,17 @@ def grade(
     with tempfile.TemporaryDirectory(prefix="cohort-grade-") as tmp:
         ws = Path(tmp)
         targets = prepare_workspace(repo, tests, ws, day)
-        run = run_pytest(ws, targets, limits)
-        _static_items(ws, targets, run)
+        run = run_pytest(ws, [*targets, *(["-m", markers] if markers else [])], limits)
+        if not markers:  # a marker selection cannot be applied to files that never imported
+            _static_items(ws, targets, run)
+    gpu = _gpu_name()
     facts = {
         "pair": repo.resolve().name,
         "repo": str(repo),
         **git_facts(repo),
         "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "runner": {"kind": "gpu" if _gpu_name() else "cpu", "gpu": _gpu_name()},
+        "runner": {"kind": "gpu" if gpu else "cpu", "gpu": gpu},
+        "markers": markers,
         "limits": limits.__dict__,
         "flags": scan_pair_code(repo / "mlab"),
         **(extra or {}),
