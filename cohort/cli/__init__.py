@@ -7,8 +7,9 @@ import sys
 
 from cohort import __version__
 from cohort.cli import check, grade, template
+from cohort.cli import demo, forge, roster, runner, store, summary
 
-COMMANDS = (template, grade, check)
+COMMANDS = (template, grade, check, roster, forge, runner, store, summary, demo)
 
 
 class UserError(Exception):

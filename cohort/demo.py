@@ -1,0 +1,224 @@
+"""`cohort demo`: a whole simulated cohort on one machine, from roster to dashboard.
+
+It writes a roster, generates the pair repositories on the local forge, has each pair clone its
+repository and push with git (the reference solutions, the untouched stubs, partial work, code
+that hangs, edited tests), grades every push with the runner and writes the summary. By default
+only a few fast days are graded, so it finishes in minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cohort import build, forge, report, roster, runner
+from cohort.curriculum import BY_NAME, available_days
+from cohort.forge import template as template_snapshot
+from cohort.roster import WORKTREE
+
+BEHAVIOURS = ("solutions", "stubs", "partial", "hangs", "edited-tests")
+FAST_DAYS = 3  # days graded by default: w0_prep and the next fast ones
+FAST_BUDGET_S = 60
+TEST_TIMEOUT_S = 10  # so the pair whose code hangs costs seconds, not minutes
+PASSING_TESTS = '''"""Edited by the pair: every test passes (the grader uses the trusted copy instead)."""
+
+
+def test_everything_is_fine():
+    assert True
+'''
+
+
+class DemoError(Exception):
+    """The demo cannot start (one line)."""
+
+
+def fast_days(days: list[str]) -> list[str]:
+    """The first few days with graders that are quick on a CPU (not optional, small budget)."""
+    quick = [d for d in days if BY_NAME[d].budget_s <= FAST_BUDGET_S and not BY_NAME[d].optional]
+    return quick[:FAST_DAYS]
+
+
+def pair_names(n: int) -> list[tuple[str, str]]:
+    """(pair name, behaviour) for `n` pairs, cycling through the behaviours."""
+    return [
+        (f"pair-{i + 1:02d}-{BEHAVIOURS[i % len(BEHAVIOURS)]}", BEHAVIOURS[i % len(BEHAVIOURS)])
+        for i in range(n)
+    ]
+
+
+def roster_text(name: str, repo: Path, ref: str, pairs: list[str], days: list[str]) -> str:
+    """A roster with every day released yesterday and due in a week."""
+    release = (datetime.now().astimezone() - timedelta(days=1)).replace(microsecond=0)
+    deadline = release + timedelta(days=8)
+    sections = [
+        "# Written by `cohort demo`: a simulated cohort.",
+        f'[cohort]\nname = "{name}"\ntas = ["Demo TA"]',
+        f'[template]\nrepo = "{repo.as_posix()}"\nref = "{ref}"',
+        '[forge]\nbackend = "local"',
+        f"[grading]\ntest_timeout = {TEST_TIMEOUT_S}\nlease_s = 30",
+        *(f'[[pairs]]\nname = "{p}"\nmembers = ["{p} member A", "{p} member B"]' for p in pairs),
+        "[days]\n"
+        + "\n".join(
+            f"{d} = {{ release = {release.isoformat()}, deadline = {deadline.isoformat()} }}"
+            for d in days
+        ),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def rework(
+    solution: str, path: Path, day: str, keep: Callable[[int], bool], hang: int | None = None
+) -> str:
+    """The stub of a solution file, keeping the solution in the regions `keep(i)` picks; region
+    `hang` becomes an infinite loop."""
+    out, region, keeping = [], -1, False
+    for line in solution.splitlines(keepends=True):
+        begin = build.BEGIN.match(line)
+        if begin:
+            region += 1
+            keeping = keep(region) and region != hang
+            if region == hang:
+                line = f"{begin['indent']}# BEGIN SOLUTION: while True: pass  # demo: this code hangs\n"
+            if keeping:
+                continue
+        elif build.END.match(line) and keeping:
+            keeping = False
+            continue
+        out.append(line)
+    return build.stub_source("".join(out), path, day)
+
+
+def least_tested(solution: str, tests: str) -> int:
+    """The region whose function the tests call least (but at least once): the cheapest to hang."""
+    lines = solution.splitlines()
+    names = [
+        build.exercise_name(lines, i, m["indent"]).split(".")[-1]
+        for i, line in enumerate(lines)
+        if (m := build.BEGIN.match(line))
+    ]
+    calls = [len(re.findall(rf"\b{re.escape(n)}\(", tests)) or 10**6 for n in names]
+    return calls.index(min(calls))
+
+
+def day_files(mlab: Path, day: str) -> list[Path]:
+    return [p for p in [mlab / f"{day}.py", *sorted((mlab / day).rglob("*.py"))] if p.is_file()]
+
+
+def write_pair_code(
+    behaviour: str, work: Path, solutions: Path, tests: Path, days: list[str]
+) -> str:
+    """Change the pair's clone `work` as `behaviour` says; returns the commit message."""
+    if behaviour == "solutions":
+        shutil.copytree(solutions, work / "mlab", dirs_exist_ok=True)
+        return "All exercises, from the reference solutions"
+    if behaviour == "stubs":
+        (work / "NOTES.md").write_text("We have read the exercises and start tomorrow.\n")
+        return "Notes; no code yet"
+    if behaviour == "edited-tests":
+        for day in days:
+            (work / "tests" / f"test_{day}.py").write_text(PASSING_TESTS)
+        return "Make the tests pass"
+    for n, day in enumerate(days):
+        for src in day_files(solutions, day):
+            text, rel = src.read_text(), src.relative_to(solutions)
+            if behaviour == "partial":
+                new = rework(text, src, day, keep=lambda i: i % 2 == 0)
+            elif n == 0:  # hangs: the first day is solved but for one function that loops forever
+                hang = least_tested(text, (tests / f"test_{day}.py").read_text())
+                new = rework(text, src, day, keep=lambda i: True, hang=hang)
+            else:
+                continue
+            (work / "mlab" / rel).write_text(new)
+    return (
+        "Half of the exercises"
+        if behaviour == "partial"
+        else "Everything, but one function loops forever"
+    )
+
+
+def git(*args: str, cwd: Path, who: str = "cohort demo") -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": who,
+        "GIT_AUTHOR_EMAIL": f"{who}@demo.invalid",
+        "GIT_COMMITTER_NAME": who,
+        "GIT_COMMITTER_EMAIL": f"{who}@demo.invalid",
+    }
+    proc = subprocess.run(
+        ["git", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise DemoError(f"git {args[0]} in {cwd} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return proc.stdout + proc.stderr
+
+
+def demo(
+    cohort_dir: Path | None = None,
+    pairs: int = len(BEHAVIOURS),
+    all_days: bool = False,
+    workers: int = 2,
+    ref: str | None = None,
+    progress: Callable[[str], None] = print,
+) -> Path:
+    """Run the simulated cohort; returns the path of site/index.html."""
+    if pairs < 1:
+        raise DemoError("--pairs must be at least 1")
+    if cohort_dir and cohort_dir.exists() and any(cohort_dir.iterdir()):
+        raise DemoError(
+            f"{cohort_dir}: not empty; the demo builds a cohort in a new or empty folder"
+        )
+    cohort_dir = (cohort_dir or Path(tempfile.mkdtemp(prefix="cohort-demo-"))).resolve()
+    cohort_dir.mkdir(parents=True, exist_ok=True)
+    repo = template_snapshot.find_organizer_repo()
+    ref = ref or ("HEAD" if (repo / ".git").exists() else WORKTREE)
+    progress(f"[1/5] cohort in {cohort_dir}: template from {repo} at {ref}")
+    snapshot = template_snapshot.take(roster.TemplateSource(repo, ref), cohort_dir)
+    every = available_days(snapshot.tests)
+    days = every if all_days else fast_days(every)
+    if not days:
+        raise DemoError(f"{snapshot.tests}: no day has graders")
+    names = pair_names(pairs)
+    text = roster_text(cohort_dir.name, repo, ref, [n for n, _ in names], days)
+    (cohort_dir / roster.FILENAME).write_text(text)
+    cohort = roster.load(cohort_dir)
+    progress(
+        f"      grading {', '.join(days)}"
+        + ("" if all_days else f" (of {len(every)}; --all-days grades every day)")
+    )
+    progress(f"[2/5] generating {pairs} pair repositories")
+    forge.generate(cohort, progress=lambda line: progress(f"      {line}"))
+    solutions = cohort_dir / "work" / "solutions"
+    template_snapshot.export(repo, snapshot.commit, "solutions/mlab", solutions)
+    progress("[3/5] each pair clones its repository, works and pushes")
+    local = forge.connect(cohort)
+    for name, behaviour in names:
+        work = cohort_dir / "work" / name
+        git("clone", "--quiet", local.repo_url(name), str(work), cwd=cohort_dir)
+        message = write_pair_code(behaviour, work, solutions, snapshot.tests, days)
+        git("add", "--all", cwd=work, who=name)
+        git("commit", "--quiet", "-m", message, cwd=work, who=name)
+        told = git("push", "--quiet", "origin", "HEAD", cwd=work, who=name)
+        queued = next(
+            (ln.removeprefix("remote: ") for ln in told.splitlines() if "queued" in ln),
+            "not queued",
+        )
+        progress(f"      {name} ({behaviour}): {queued}")
+    progress(f"[4/5] grading with {workers} workers")
+    status = runner.run(
+        cohort, workers=workers, once=True, progress=lambda line: progress(f"      {line}")
+    )
+    if status != 0:
+        raise DemoError(f"the runner exited with {status}")
+    site = report.write_site(cohort)
+    progress(f"[5/5] summary: {site.pairs} pairs x {site.days} days, {site.stuck} stuck")
+    return site.index

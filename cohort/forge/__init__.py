@@ -1,0 +1,47 @@
+"""Where pair repositories live: the forge interface (`base`), its backends (`local`, ...) and
+`generate`, which creates the cohort's repositories on whichever backend the roster names."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cohort.forge import template as template_snapshot
+from cohort.forge.base import Forge, ForgeError
+from cohort.roster import Roster
+
+
+def connect(roster: Roster) -> Forge:
+    """The forge backend named in the roster (`[forge] backend`)."""
+    try:
+        module = importlib.import_module(f"cohort.forge.{roster.forge.backend}")
+    except ModuleNotFoundError:
+        raise ForgeError(
+            f"{roster.path}: forge.backend: backend {roster.forge.backend!r} is not "
+            "installed in this version of cohort"
+        ) from None
+    return module.connect(roster)
+
+
+@dataclass(frozen=True)
+class Generated:
+    created: list[str]
+    existing: list[str]
+    template: template_snapshot.Template
+
+
+def generate(roster: Roster, progress: Callable[[str], None] = print) -> Generated:
+    """Take the template snapshot and create every pair's repository; re-runs skip what exists."""
+    roster.dir.mkdir(parents=True, exist_ok=True)
+    snapshot = template_snapshot.take(roster.template, roster.dir)
+    forge = connect(roster)
+    created, existing = [], []
+    for i, pair in enumerate(roster.pairs, 1):
+        made = forge.create_repo(pair, snapshot)
+        (created if made else existing).append(pair.name)
+        progress(
+            f"[{i}/{len(roster.pairs)}] {pair.name}: {'created' if made else 'exists'} "
+            f"{forge.repo_url(pair.name)}"
+        )
+    return Generated(created, existing, snapshot)

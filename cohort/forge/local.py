@@ -1,0 +1,198 @@
+"""The local forge: one bare git repository per pair under `<cohort>/forge/`, no account anywhere.
+
+Pairs clone and push with plain git, by file path or through `cohort serve` (git daemon). Each
+repository's post-receive hook runs `cohort.forge.hook`, which queues the push for grading.
+Creating a repository happens in a hidden `.partial` directory renamed into place at the end, so
+an interrupted `cohort generate` leaves nothing half-made behind the real name.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import cohort
+from cohort.forge.base import CommitNotFound, Exported, Forge, ForgeError, RepoNotFound
+from cohort.forge.template import Template
+from cohort.roster import Pair, Roster
+
+FORGE_DIR = "forge"
+SEED = ".template.git"  # holds the template commit every pair repository starts from
+BRANCH = "main"
+HOOK = """\
+#!/bin/sh
+# Written by `cohort generate`: queue every push to this repository for grading.
+PYTHONPATH={src}${{PYTHONPATH:+:$PYTHONPATH}} exec {python} -m cohort.forge.hook {cohort_dir} {pair}
+"""
+
+
+def git(
+    *args: str,
+    git_dir: Path | None = None,
+    cwd: Path | None = None,
+    env: dict | None = None,
+    text: bool = True,
+) -> str | bytes:
+    """Run git; a failure becomes ForgeError with git's last line of complaint."""
+    cmd = ["git", *(["--git-dir", str(git_dir)] if git_dir else []), *args]
+    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True)
+    if proc.returncode != 0:
+        why = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [
+            f"exit {proc.returncode}"
+        ]
+        raise ForgeError(f"git {args[0]} failed in {git_dir or cwd}: {why[0]}")
+    return proc.stdout.decode() if text else proc.stdout
+
+
+class LocalForge(Forge):
+    def __init__(self, cohort_dir: Path):
+        self.cohort_dir = cohort_dir.resolve()
+        self.root = self.cohort_dir / FORGE_DIR
+
+    def path(self, pair: str) -> Path:
+        return self.root / f"{pair}.git"
+
+    def _existing(self, pair: str) -> Path:
+        path = self.path(pair)
+        if not (path / "HEAD").exists():
+            raise RepoNotFound(f"{path}: no repository for pair {pair!r} (run `cohort generate`)")
+        return path
+
+    def _seed(self, template: Template) -> Path:
+        """The repository holding the template commit, made once."""
+        seed = self.root / SEED
+        if (seed / "refs" / "heads" / BRANCH).exists():
+            return seed
+        partial = self.root / f"{SEED}.partial-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        git("init", "--bare", "--quiet", f"--initial-branch={BRANCH}", str(partial))
+        who = {
+            "GIT_AUTHOR_NAME": "cohort",
+            "GIT_AUTHOR_EMAIL": "cohort@localhost",
+            "GIT_COMMITTER_NAME": "cohort",
+            "GIT_COMMITTER_EMAIL": "cohort@localhost",
+            "GIT_AUTHOR_DATE": template.taken_at,
+            "GIT_COMMITTER_DATE": template.taken_at,
+            "GIT_INDEX_FILE": str(partial / "cohort-index"),
+            "GIT_WORK_TREE": str(template.path),
+        }
+        git("add", "--all", ".", git_dir=partial, cwd=template.path, env=who)
+        tree = git("write-tree", git_dir=partial, env=who).strip()
+        at = f" at {template.ref} ({template.commit[:12]})" if template.commit else " (work tree)"
+        commit = git(
+            "commit-tree",
+            tree,
+            "-m",
+            f"Start from the cohort template{at}",
+            git_dir=partial,
+            env=who,
+        ).strip()
+        git("update-ref", f"refs/heads/{BRANCH}", commit, git_dir=partial)
+        (partial / "cohort-index").unlink()
+        shutil.rmtree(seed, ignore_errors=True)
+        partial.rename(seed)
+        return seed
+
+    def install_hook(self, pair: str) -> bool:
+        """Write the post-receive hook (again, if the cohort moved or Python changed); True if new."""
+        hook = self.path(pair) / "hooks" / "post-receive"
+        text = HOOK.format(
+            src=shlex.quote(str(Path(cohort.__file__).resolve().parents[1])),
+            python=shlex.quote(sys.executable),
+            cohort_dir=shlex.quote(str(self.cohort_dir)),
+            pair=shlex.quote(pair),
+        )
+        if hook.exists() and hook.read_text() == text:
+            return False
+        hook.parent.mkdir(exist_ok=True)
+        hook.write_text(text)
+        hook.chmod(0o755)
+        return True
+
+    def create_repo(self, pair: Pair, template: Template) -> bool:
+        final = self.path(pair.name)
+        if (final / "HEAD").exists():
+            self.install_hook(pair.name)
+            return False
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(f".{pair.name}.git.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        seed = self._seed(template)
+        partial = self.root / f".{pair.name}.git.partial-{os.getpid()}"
+        git("init", "--bare", "--quiet", f"--initial-branch={BRANCH}", str(partial))
+        git(
+            "fetch",
+            "--quiet",
+            str(seed),
+            f"refs/heads/{BRANCH}:refs/heads/{BRANCH}",
+            git_dir=partial,
+        )
+        (partial / "description").write_text(f"{pair.name}: {', '.join(pair.members)}\n")
+        git("config", "receive.denyDeleteCurrent", "true", git_dir=partial)
+        (partial / "git-daemon-export-ok").touch()  # `cohort serve` exports pair repositories only
+        partial.rename(final)
+        self.install_hook(pair.name)
+        return True
+
+    def repos(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name.removesuffix(".git")
+            for p in self.root.glob("*.git")
+            if not p.name.startswith(".") and (p / "HEAD").exists()
+        )
+
+    def repo_url(self, pair: str) -> str:
+        return str(self.path(pair))
+
+    def initial_commit(self, pair: str) -> str | None:
+        ref = self.root / SEED / "refs" / "heads" / BRANCH
+        return ref.read_text().strip() if ref.exists() else None
+
+    def branch_tips(self, pair: str) -> dict[str, str]:
+        out = git(
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            "refs/heads",
+            git_dir=self._existing(pair),
+        )
+        return dict(line.split() for line in out.splitlines() if line.strip())
+
+    def export(self, pair: str, commit: str, dest: Path) -> Exported:
+        repo = self._existing(pair)
+        try:
+            committed_at = git(
+                "log", "-1", "--format=%cI", f"{commit}^{{commit}}", "--", git_dir=repo
+            ).strip()
+        except ForgeError:
+            raise CommitNotFound(f"{repo}: no commit {commit[:12]}") from None
+        data = git("archive", "--format=tar", commit, git_dir=repo, text=False)
+        dest.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(dest, filter="data")
+        return Exported(commit, committed_at)
+
+    def serve_command(self, host: str, port: int) -> list[str]:
+        """git daemon serving every pair repository for clone and push (no authentication)."""
+        return [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--enable=receive-pack",
+            "--informative-errors",
+            f"--base-path={self.root}",
+            f"--listen={host}",
+            f"--port={port}",
+            str(self.root),
+        ]
+
+
+def connect(roster: Roster) -> LocalForge:
+    return LocalForge(roster.dir)

@@ -1,0 +1,372 @@
+"""`cohort.toml`, the roster of one cohort: its pairs, TAs, days and where its repositories live.
+
+`load` checks the whole file before anything acts on it. Each problem is one line naming the file,
+the field and what is wrong, e.g. `cohort.toml: pairs[2].members: 'ada' is also in pairs[0]`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from cohort.curriculum import BY_NAME, DAYS
+
+FILENAME = "cohort.toml"
+PAIR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+FORGE_BACKENDS = ("local", "github")
+WORKTREE = "worktree"  # template ref meaning "the files on disk now", uncommitted changes included
+
+
+class RosterError(Exception):
+    """The roster cannot be used; one line per problem."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DaySchedule:
+    name: str
+    release: datetime
+    deadline: datetime
+
+
+@dataclass(frozen=True)
+class TemplateSource:
+    repo: Path  # the organizer repository, which holds template/ (and solutions/)
+    ref: str  # a git ref of `repo`, or "worktree"
+
+
+@dataclass(frozen=True)
+class ForgeSettings:
+    backend: str = "local"
+    host: str = "127.0.0.1"  # where `cohort serve` listens (local backend)
+    port: int = 9418
+    options: dict[str, Any] = field(default_factory=dict)  # the [forge.<backend>] table
+
+
+@dataclass(frozen=True)
+class GradingSettings:
+    test_timeout: float = 30.0
+    run_timeout: float = 900.0
+    memory_mb: int = 8192
+    lease_s: float = 60.0  # a job whose worker stops renewing its lease for this long is re-run
+    stuck_pushes: int = 3  # failing the same test for this many pushes in a row ...
+    stuck_hours: float = 24.0  # ... or for this long makes a pair "stuck"
+
+
+@dataclass(frozen=True)
+class Roster:
+    path: Path
+    name: str
+    template: TemplateSource
+    pairs: tuple[Pair, ...]
+    tas: tuple[str, ...]
+    days: tuple[DaySchedule, ...]
+    forge: ForgeSettings
+    grading: GradingSettings
+
+    @property
+    def dir(self) -> Path:
+        """The cohort directory: forge/, cohort.db, results/ and site/ live next to the roster."""
+        return self.path.parent
+
+    def released(self, now: datetime | None = None) -> list[str]:
+        """Days released by `now` (default: now), in curriculum order."""
+        now = now or datetime.now(timezone.utc)
+        return [d.name for d in self.days if d.release <= now]
+
+
+class _Checker:
+    """Collects one-line problems while reading the TOML document."""
+
+    def __init__(self, path: Path):
+        self.path, self.problems = path, []
+
+    def bad(self, where: str, what: str) -> None:
+        self.problems.append(f"{self.path}: {where}: {what}")
+
+    def table(
+        self, doc: dict, key: str, known: set[str], required: bool = True, what: str = "field"
+    ) -> dict:
+        value = doc.get(key)
+        if value is None:
+            if required:
+                self.bad(key, "missing table")
+            return {}
+        if not isinstance(value, dict):
+            self.bad(key, f"must be a table, not {type(value).__name__}")
+            return {}
+        self.unknown(value, key, known, what)
+        return value
+
+    def unknown(self, table: dict, where: str, known: set[str], what: str = "field") -> None:
+        for key in sorted(table.keys() - known):
+            hint = difflib.get_close_matches(key, known, n=1)
+            self.bad(
+                f"{where}.{key}" if where else key,
+                f"unknown {what}" + (f" (did you mean {hint[0]!r}?)" if hint else ""),
+            )
+
+    def text(self, table: dict, key: str, where: str, default: str | None = None) -> str:
+        value = table.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            self.bad(f"{where}.{key}", "missing" if value is None else "must be a non-empty string")
+            return ""
+        return value.strip()
+
+    def number(
+        self, table: dict, key: str, where: str, default: float, kind: type = float, low: float = 0
+    ) -> Any:
+        value = table.get(key, default)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        if not ok or value <= low:
+            self.bad(
+                f"{where}.{key}",
+                f"must be {'an integer' if kind is int else 'a number'} above {low:g}, "
+                f"not {value!r}",
+            )
+            return default
+        return kind(value)
+
+    def strings(self, value: Any, where: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            self.bad(where, "must be a list of non-empty strings")
+            return ()
+        return tuple(v.strip() for v in value)
+
+    def when(self, value: Any, where: str, end_of_day: bool) -> datetime | None:
+        """A TOML date or datetime (or ISO string) as an aware datetime; local time when naive."""
+        if isinstance(value, str):
+            try:
+                value = (
+                    datetime.fromisoformat(value)
+                    if "T" in value or " " in value
+                    else date.fromisoformat(value)
+                )
+            except ValueError:
+                self.bad(where, f"bad date {value!r} (use 2026-01-05 or 2026-01-05T18:00:00)")
+                return None
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.astimezone()
+        if isinstance(value, date):
+            moment = datetime.combine(value, time.max if end_of_day else time.min)
+            return moment.astimezone()
+        self.bad(where, f"bad date {value!r} (use 2026-01-05 or 2026-01-05T18:00:00)")
+        return None
+
+
+def _pairs(check: _Checker, doc: dict) -> tuple[Pair, ...]:
+    raw = doc.get("pairs")
+    if not isinstance(raw, list) or not raw:
+        check.bad("pairs", "missing: add one [[pairs]] table per pair")
+        return ()
+    pairs, names, members = [], {}, {}
+    for i, entry in enumerate(raw):
+        where = f"pairs[{i}]"
+        if not isinstance(entry, dict):
+            check.bad(where, "must be a table with name and members")
+            continue
+        check.unknown(entry, where, {"name", "members"})
+        name = check.text(entry, "name", where)
+        if name and (not PAIR_NAME.match(name) or name.endswith(".git")):
+            check.bad(
+                f"{where}.name",
+                f"{name!r} must be letters, digits, '.', '_' or '-' (it names a "
+                "repository), at most 63, not ending in .git",
+            )
+        elif name.lower() in names:
+            check.bad(
+                f"{where}.name", f"duplicate pair name {name!r} (also pairs[{names[name.lower()]}])"
+            )
+        elif name:
+            names[name.lower()] = i
+        people = (
+            check.strings(entry.get("members"), f"{where}.members") if "members" in entry else ()
+        )
+        if "members" not in entry:
+            check.bad(f"{where}.members", "missing")
+        for person in people:
+            if person.lower() in members:
+                check.bad(
+                    f"{where}.members", f"{person!r} is also in pairs[{members[person.lower()]}]"
+                )
+            else:
+                members[person.lower()] = i
+        pairs.append(Pair(name, people))
+    return tuple(pairs)
+
+
+def _days(check: _Checker, doc: dict) -> tuple[DaySchedule, ...]:
+    raw = check.table(doc, "days", set(BY_NAME), what="day")
+    if not raw and isinstance(doc.get("days"), dict):
+        check.bad(
+            "days",
+            "lists no day: add e.g. w0_prep = { release = 2026-01-05, deadline = 2026-01-06 }",
+        )
+    found = {}
+    for name, entry in raw.items():
+        where = f"days.{name}"
+        if name not in BY_NAME:
+            continue
+        if not isinstance(entry, dict):
+            check.bad(where, "must be { release = DATE, deadline = DATE }")
+            continue
+        check.unknown(entry, where, {"release", "deadline"})
+        if "release" not in entry or "deadline" not in entry:
+            check.bad(where, "needs both release and deadline")
+            continue
+        release = check.when(entry["release"], f"{where}.release", end_of_day=False)
+        deadline = check.when(entry["deadline"], f"{where}.deadline", end_of_day=True)
+        if release and deadline and deadline < release:
+            check.bad(
+                f"{where}.deadline",
+                f"{deadline.isoformat()} is before the release {release.isoformat()}",
+            )
+        elif release and deadline:
+            found[name] = DaySchedule(name, release, deadline)
+    return tuple(found[d.name] for d in DAYS if d.name in found)
+
+
+def _forge(check: _Checker, doc: dict) -> ForgeSettings:
+    raw = check.table(doc, "forge", {"backend", "host", "port", *FORGE_BACKENDS}, required=False)
+    backend = raw.get("backend", "local")
+    if backend not in FORGE_BACKENDS:
+        check.bad(
+            "forge.backend", f"unknown backend {backend!r} (known: {', '.join(FORGE_BACKENDS)})"
+        )
+    host = check.text(raw, "host", "forge", "127.0.0.1")
+    port = check.number(raw, "port", "forge", 9418, int)
+    if port > 65535:
+        check.bad("forge.port", f"{port} is not a TCP port")
+    options = raw.get(backend, {})
+    if not isinstance(options, dict):
+        check.bad(f"forge.{backend}", "must be a table of the backend's settings")
+        options = {}
+    return ForgeSettings(backend, host, port, options)
+
+
+def _grading(check: _Checker, doc: dict) -> GradingSettings:
+    d = GradingSettings()
+    raw = check.table(doc, "grading", set(d.__dataclass_fields__), required=False)
+    return GradingSettings(
+        test_timeout=check.number(raw, "test_timeout", "grading", d.test_timeout),
+        run_timeout=check.number(raw, "run_timeout", "grading", d.run_timeout),
+        memory_mb=check.number(raw, "memory_mb", "grading", d.memory_mb, int),
+        lease_s=check.number(raw, "lease_s", "grading", d.lease_s),
+        stuck_pushes=check.number(raw, "stuck_pushes", "grading", d.stuck_pushes, int, low=1),
+        stuck_hours=check.number(raw, "stuck_hours", "grading", d.stuck_hours),
+    )
+
+
+def parse(text: str, path: Path) -> Roster:
+    """The roster in `text` (read from `path`), or RosterError listing every problem."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise RosterError(f"{path}: not valid TOML ({e})") from None
+    check = _Checker(path)
+    check.unknown(doc, "", {"cohort", "template", "forge", "grading", "pairs", "days"})
+    cohort = check.table(doc, "cohort", {"name", "tas"})
+    name = check.text(cohort, "name", "cohort")
+    tas = check.strings(cohort.get("tas", []), "cohort.tas")
+    tmpl = check.table(doc, "template", {"repo", "ref"})
+    repo = check.text(tmpl, "repo", "template")
+    ref = check.text(tmpl, "ref", "template", "HEAD")
+    roster = Roster(
+        path=path,
+        name=name,
+        template=TemplateSource((path.parent / repo).resolve() if repo else Path(), ref),
+        pairs=_pairs(check, doc),
+        tas=tas,
+        days=_days(check, doc),
+        forge=_forge(check, doc),
+        grading=_grading(check, doc),
+    )
+    if check.problems:
+        raise RosterError("\n".join(check.problems))
+    return roster
+
+
+def load(cohort_dir: Path) -> Roster:
+    """Read `cohort_dir/cohort.toml` (or a path to the file itself)."""
+    path = Path(cohort_dir)
+    path = path if path.suffix == ".toml" else path / FILENAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RosterError(f"{path}: not found (create one with `cohort new DIR`)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RosterError(f"{path}: cannot be read ({e})") from None
+    return parse(text, path)
+
+
+EXAMPLE = """\
+# cohort.toml: the roster of one cohort. `cohort generate` reads it to create one repository per
+# pair; `cohort runner` and `cohort summary` read it too. Dates are TOML dates or date-times
+# (local time unless they carry an offset).
+
+[cohort]
+name = "{name}"
+tas = ["Grace Hopper", "Edsger Dijkstra"]
+
+[template]
+# The organizer repository whose template/ every pair starts from, and the git ref to take it at.
+# ref = "worktree" takes the files as they are on disk, uncommitted changes included.
+repo = "{repo}"
+ref = "HEAD"
+
+[forge]
+backend = "local"   # bare repositories under forge/; pairs push with plain git
+host = "127.0.0.1"  # where `cohort serve` listens (git daemon); keep it on a trusted network
+port = 9418
+
+[grading]
+test_timeout = 30   # seconds per test (tests marked slow get 4x)
+run_timeout = 900   # seconds for a whole grading run
+memory_mb = 8192    # address space of the process that runs pair code
+lease_s = 60        # a job whose worker goes silent this long is graded again
+stuck_pushes = 3    # a pair failing the same test for this many pushes in a row ...
+stuck_hours = 24    # ... or for this many hours is listed as stuck on the dashboard
+
+# One [[pairs]] table per pair; the name names its repository. Nobody may be in two pairs.
+[[pairs]]
+name = "pair-01"
+members = ["Ada Lovelace", "Alan Turing"]
+
+[[pairs]]
+name = "pair-02"
+members = ["Katherine Johnson", "John von Neumann"]
+
+[[pairs]]
+name = "pair-03"
+members = ["Barbara Liskov", "Claude Shannon"]
+
+# The days this cohort runs (names from the curriculum), with when each is released and due.
+# A push is graded on the days released by the time it is graded.
+[days]
+{days}
+"""
+
+
+def example(name: str, repo: Path, days: list[str], start: date) -> str:
+    """The commented example `cohort new` writes: one weekday per day from `start`."""
+    lines, when = [], start
+    for day in days:
+        while when.weekday() >= 5:
+            when += timedelta(days=1)
+        lines.append(
+            f"{day} = {{ release = {when.isoformat()}, deadline = {when.isoformat()}T23:59:00 }}"
+        )
+        when += timedelta(days=1)
+    return EXAMPLE.format(name=name, repo=repo.as_posix(), days="\n".join(lines))

@@ -1,0 +1,332 @@
+"""`cohort.db`: the SQLite store of pushes, grading jobs and results.
+
+Schema changes are migrations, applied in order and recorded in the `migrations` table. Every
+results document also lives on disk (`results/<pair>/<commit>.json`, written before the database
+row), so `rebuild` can refill the result tables from those files alone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cohort.grading import results as results_format
+
+DB_NAME = "cohort.db"
+RESULTS_DIR = "results"
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "0001_pushes_jobs_results",
+        """
+        CREATE TABLE pushes (
+            id INTEGER PRIMARY KEY,
+            pair TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            old_commit TEXT,                      -- NULL for a new branch
+            new_commit TEXT NOT NULL,
+            pushed_at TEXT NOT NULL,              -- UTC, ISO 8601
+            source TEXT NOT NULL DEFAULT 'hook'   -- hook | sweep | rebuild
+        );
+        CREATE INDEX pushes_by_pair ON pushes (pair, new_commit);
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            pair TEXT NOT NULL,
+            commit_sha TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            pushed_at TEXT NOT NULL,              -- of the first push of this commit
+            state TEXT NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'running', 'done', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            worker TEXT,                          -- host:pid holding the lease
+            lease_until REAL,                     -- unix time the lease runs out
+            finished_at TEXT,
+            error TEXT,
+            UNIQUE (pair, commit_sha)
+        );
+        CREATE INDEX jobs_by_state ON jobs (state, id);
+        CREATE TABLE results (
+            id INTEGER PRIMARY KEY,
+            pair TEXT NOT NULL,
+            commit_sha TEXT NOT NULL,
+            ref TEXT,
+            committed_at TEXT,
+            pushed_at TEXT NOT NULL,
+            graded_at TEXT,
+            score REAL NOT NULL,
+            max_score REAL NOT NULL,
+            path TEXT NOT NULL,                   -- results.json, relative to the cohort directory
+            UNIQUE (pair, commit_sha)
+        );
+        CREATE TABLE day_scores (
+            result_id INTEGER NOT NULL REFERENCES results (id) ON DELETE CASCADE,
+            pair TEXT NOT NULL,
+            day TEXT NOT NULL,
+            pushed_at TEXT NOT NULL,
+            score REAL NOT NULL,
+            max_score REAL NOT NULL,
+            passed INTEGER NOT NULL,
+            total INTEGER NOT NULL,
+            PRIMARY KEY (result_id, day)
+        );
+        CREATE INDEX day_scores_by_pair ON day_scores (pair, day, pushed_at);
+        CREATE TABLE failures (
+            result_id INTEGER NOT NULL REFERENCES results (id) ON DELETE CASCADE,
+            day TEXT NOT NULL,
+            test TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('todo', 'fail')),  -- todo: NotImplementedError
+            PRIMARY KEY (result_id, day, test)
+        ) WITHOUT ROWID;
+    """,
+    ),
+)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or a results file cannot be stored (one line)."""
+
+
+def now_iso() -> str:
+    """The current time in UTC as stored in the database (sortable as text)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT: writers take the lock up front, so nothing interleaves."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def migrate(db: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this database lacks, each in its own transaction; returns their names."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    applied = []
+    for name, sql in MIGRATIONS:
+        with transaction(db):
+            if db.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                continue
+            for statement in filter(str.strip, sql.split(";")):
+                db.execute(statement)
+            db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now_iso()))
+            applied.append(name)
+    return applied
+
+
+def connect(cohort_dir: Path) -> sqlite3.Connection:
+    """Open (creating and migrating as needed) the cohort's database."""
+    path = Path(cohort_dir) / DB_NAME
+    try:
+        db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        migrate(db)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path}: cannot open the store ({e})") from None
+    return db
+
+
+def record_push(
+    db: sqlite3.Connection,
+    pair: str,
+    ref: str,
+    old: str | None,
+    new: str,
+    pushed_at: str | None = None,
+    source: str = "hook",
+) -> int:
+    """Record one push and queue its commit for grading (once per pair and commit); -> job id."""
+    pushed_at = pushed_at or now_iso()
+    with transaction(db):
+        db.execute(
+            "INSERT INTO pushes (pair, ref, old_commit, new_commit, pushed_at, source) VALUES (?, ?, ?, ?, ?, ?)",
+            (pair, ref, old, new, pushed_at, source),
+        )
+        db.execute(
+            "INSERT OR IGNORE INTO jobs (pair, commit_sha, ref, pushed_at) VALUES (?, ?, ?, ?)",
+            (pair, new, ref, pushed_at),
+        )
+        return db.execute(
+            "SELECT id FROM jobs WHERE pair = ? AND commit_sha = ?", (pair, new)
+        ).fetchone()[0]
+
+
+def pushed_commits(db: sqlite3.Connection, pair: str) -> set[str]:
+    return {row[0] for row in db.execute("SELECT new_commit FROM pushes WHERE pair = ?", (pair,))}
+
+
+def results_path(pair: str, commit: str) -> Path:
+    """Where a commit's results.json lives, relative to the cohort directory."""
+    return Path(RESULTS_DIR) / pair / f"{commit}.json"
+
+
+def _failure_kind(output: str) -> str:
+    return "todo" if "NotImplementedError" in output else "fail"
+
+
+def _insert_result(db: sqlite3.Connection, doc: dict, path: Path) -> bool:
+    extra = doc.get("extra_data", {})
+    pair, commit = extra.get("pair"), extra.get("commit")
+    if not pair or not commit:
+        raise StoreError(f"{path}: results.json lacks extra_data.pair or extra_data.commit")
+    pushed_at = extra.get("pushed_at") or extra.get("graded_at") or now_iso()
+    cur = db.execute(
+        "INSERT OR IGNORE INTO results (pair, commit_sha, ref, committed_at, pushed_at, graded_at,"
+        " score, max_score, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            pair,
+            commit,
+            extra.get("ref"),
+            extra.get("committed_at"),
+            pushed_at,
+            extra.get("graded_at"),
+            doc["score"],
+            doc["max_score"],
+            path.as_posix(),
+        ),
+    )
+    if cur.rowcount == 0:
+        return False
+    rid = cur.lastrowid
+    db.executemany(
+        "INSERT INTO day_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (rid, pair, day, pushed_at, v["score"], v["max_score"], v["passed"], v["total"])
+            for day, v in extra.get("days", {}).items()
+        ],
+    )
+    db.executemany(
+        "INSERT OR IGNORE INTO failures VALUES (?, ?, ?, ?)",
+        [
+            (
+                rid,
+                t["tags"][0] if t.get("tags") else "",
+                t["name"],
+                _failure_kind(t.get("output", "")),
+            )
+            for t in doc["tests"]
+            if t["status"] == "failed"
+        ],
+    )
+    return True
+
+
+def add_result(db: sqlite3.Connection, doc: dict, path: Path) -> bool:
+    """Store one results document (already written to `path`); False when that commit is stored."""
+    with transaction(db):
+        return _insert_result(db, doc, path)
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    stored: int
+    problems: list[str]
+
+
+def rebuild(db: sqlite3.Connection, cohort_dir: Path) -> Rebuilt:
+    """Refill results, day scores and failures from the results.json files on disk.
+
+    Pushes and jobs are kept; a result with no job (a lost database) gets a done job and a push
+    marked `rebuild`, so the dashboard and the runner agree on what is graded.
+    """
+    docs, problems = [], []
+    for path in sorted((Path(cohort_dir) / RESULTS_DIR).glob("*/*.json")):
+        try:
+            doc = results_format.load(path)
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        extra = doc.get("extra_data", {})
+        if not extra.get("pair") or not extra.get("commit"):
+            problems.append(f"{path}: lacks extra_data.pair or extra_data.commit; skipped")
+            continue
+        docs.append((path.relative_to(cohort_dir), doc))
+    with transaction(db):
+        for table in ("failures", "day_scores", "results"):
+            db.execute(f"DELETE FROM {table}")
+        stored = sum(_insert_result(db, doc, rel) for rel, doc in docs)
+        for _, doc in docs:
+            extra = doc["extra_data"]
+            pushed_at = extra.get("pushed_at") or extra.get("graded_at") or now_iso()
+            ref = extra.get("ref") or "unknown"
+            if db.execute(
+                "SELECT 1 FROM jobs WHERE pair = ? AND commit_sha = ?",
+                (extra["pair"], extra["commit"]),
+            ).fetchone():
+                continue
+            db.execute(
+                "INSERT INTO pushes (pair, ref, old_commit, new_commit, pushed_at, source)"
+                " VALUES (?, ?, NULL, ?, ?, 'rebuild')",
+                (extra["pair"], ref, extra["commit"], pushed_at),
+            )
+            db.execute(
+                "INSERT INTO jobs (pair, commit_sha, ref, pushed_at, state, finished_at)"
+                " VALUES (?, ?, ?, ?, 'done', ?)",
+                (extra["pair"], extra["commit"], ref, pushed_at, extra.get("graded_at")),
+            )
+    return Rebuilt(stored, problems)
+
+
+def counts(db: sqlite3.Connection) -> dict[str, int]:
+    """How many pushes and results, and jobs in each state."""
+    out = {"pushes": db.execute("SELECT COUNT(*) FROM pushes").fetchone()[0]}
+    for state in ("queued", "running", "done", "failed"):
+        out[f"jobs {state}"] = db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)
+        ).fetchone()[0]
+    out["results"] = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    return out
+
+
+@dataclass(frozen=True)
+class DayScore:
+    """One graded day of one push: a row of scores.csv and a point of the dashboard."""
+
+    result_id: int
+    pair: str
+    day: str
+    score: float
+    max_score: float
+    passed: int
+    total: int
+    commit: str
+    ref: str | None
+    committed_at: str | None
+    pushed_at: str
+    graded_at: str | None
+    path: str
+
+
+def day_scores(db: sqlite3.Connection) -> list[DayScore]:
+    """Every graded day of every push, by pair, day and push time."""
+    rows = db.execute(
+        "SELECT d.result_id, d.pair, d.day, d.score, d.max_score, d.passed, d.total, r.commit_sha,"
+        " r.ref, r.committed_at, d.pushed_at, r.graded_at, r.path"
+        " FROM day_scores d JOIN results r ON r.id = d.result_id"
+        " ORDER BY d.pair, d.day, d.pushed_at, d.result_id"
+    )
+    return [DayScore(*row) for row in rows]
+
+
+def failures(db: sqlite3.Connection, result_ids: list[int], day: str) -> dict[int, dict[str, str]]:
+    """Failing tests of `day` in each of `result_ids`: result id -> {test: kind}."""
+    found: dict[int, dict[str, str]] = {rid: {} for rid in result_ids}
+    marks = ",".join("?" * len(result_ids))
+    for rid, test, kind in db.execute(
+        f"SELECT result_id, test, kind FROM failures WHERE day = ? AND result_id IN ({marks})",
+        (day, *result_ids),
+    ):
+        found[rid][test] = kind
+    return found
