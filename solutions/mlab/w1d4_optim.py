@@ -1,0 +1,614 @@
+"""Day w1d4_optim: optimizers, learning-rate schedules and hyperparameter search.
+
+Part 1 writes the update rules of `torch.optim.SGD`, `RMSprop`, `Adam` and `AdamW` by hand; the
+graders run yours and torch's side by side on every combination of hyperparameters and compare
+the parameters after each step. Then a linear-warmup + cosine learning-rate schedule.
+
+Part 2 searches hyperparameters for a small MLP on scikit-learn's digits: a trial is one call
+`objective(config, budget) -> float` (lower is better), and the searches hand their trials to a
+`concurrent.futures.Executor` (local processes by default; anything with `submit` works, e.g. a
+cluster's executor). Read docs/w1d4_optim.md for the maths and the order of the exercises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import math
+import multiprocessing
+import os
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+# -- a training loop ---------------------------------------------------------------------------
+
+
+def rosenbrock(
+    xy: Float[Tensor, "... 2"], a: float = 1.0, b: float = 100.0
+) -> Float[Tensor, "..."]:
+    """Rosenbrock's banana function (a - x)^2 + b (y - x^2)^2: minimum 0 at (a, a^2), at the end
+    of a long, flat, curved valley. A classic stress test for optimizers."""
+    x, y = xy[..., 0], xy[..., 1]
+    return (a - x) ** 2 + b * (y - x**2) ** 2
+
+
+def trajectory(
+    fn: Callable[[Tensor], Tensor],
+    start: Float[Tensor, " d"],
+    make_optimizer: Callable[[list[nn.Parameter]], Any],
+    n_steps: int,
+) -> Float[Tensor, "t d"]:
+    """Minimize `fn` from `start` for `n_steps` steps; return every point visited (t = n_steps + 1).
+
+    `make_optimizer([param])` builds the optimizer (a `torch.optim` one or yours) for a single
+    parameter that starts as a copy of `start` (leave `start` itself untouched). Each step is the
+    usual loop: zero the gradients, evaluate `fn(param)`, backpropagate, step.
+    """
+    # BEGIN SOLUTION
+    param = nn.Parameter(start.detach().clone())
+    optimizer = make_optimizer([param])
+    points = [param.detach().clone()]
+    for _ in range(n_steps):
+        optimizer.zero_grad()
+        fn(param).backward()
+        optimizer.step()
+        points.append(param.detach().clone())
+    return torch.stack(points)  # (n_steps + 1, d)
+    # END SOLUTION
+
+
+# -- optimizers --------------------------------------------------------------------------------
+
+
+class Optimizer:
+    """What every optimizer here shares: a list of parameters, a learning rate `lr` (a plain
+    attribute that a schedule may change between steps), and `zero_grad`.
+
+    Parameters whose `.grad` is None (not used by the loss) are skipped by `step`, exactly as in
+    torch: no weight decay, no state update.
+    """
+
+    def __init__(self, params: Iterable[nn.Parameter], lr: float):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
+        if lr < 0:
+            raise ValueError(f"invalid learning rate: {lr}")
+        self.lr = lr
+
+    def zero_grad(self) -> None:
+        """Forget the gradients (set to None, as torch does by default)."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        raise NotImplementedError("each optimizer defines its own step")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, dampening, Nesterov momentum and L2 weight
+    decay: `torch.optim.SGD`'s update rule. Per parameter, with g the gradient:
+
+        g <- g + weight_decay * theta                      (L2 penalty, before momentum)
+        b <- g on the first step, else momentum * b + (1 - dampening) * g
+        g <- g + momentum * b if nesterov, else b          (only when momentum != 0)
+        theta <- theta - lr * g
+    """
+
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ):
+        super().__init__(params, lr)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        self.momentum, self.dampening = momentum, dampening
+        self.weight_decay, self.nesterov = weight_decay, nesterov
+        # BEGIN SOLUTION
+        self.b: list[Tensor | None] = [None for _ in self.params]  # momentum buffers
+        # END SOLUTION
+
+    @torch.no_grad()
+    def step(self) -> None:
+        # BEGIN SOLUTION
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad
+            if self.weight_decay != 0:
+                g = g + self.weight_decay * p
+            if self.momentum != 0:
+                if self.b[i] is None:
+                    self.b[i] = g.clone()  # no dampening on the first step
+                else:
+                    self.b[i].mul_(self.momentum).add_(g, alpha=1 - self.dampening)
+                g = g + self.momentum * self.b[i] if self.nesterov else self.b[i]
+            p.add_(g, alpha=-self.lr)
+        # END SOLUTION
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's Coursera lecture 6e), as `torch.optim.RMSprop`: each coordinate's step
+    is divided by a running root-mean-square of its gradients. Per parameter:
+
+        g <- g + weight_decay * theta
+        v <- alpha * v + (1 - alpha) * g^2                 (v starts at 0)
+        centered: g_avg <- alpha * g_avg + (1 - alpha) * g;  v~ = v - g_avg^2;  else v~ = v
+        d = g / (sqrt(v~) + eps)
+        momentum > 0: b <- momentum * b + d (b starts at 0);  theta <- theta - lr * b
+        otherwise:    theta <- theta - lr * d
+    """
+
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ):
+        super().__init__(params, lr)
+        self.alpha, self.eps, self.weight_decay = alpha, eps, weight_decay
+        self.momentum, self.centered = momentum, centered
+        # BEGIN SOLUTION
+        self.v = [torch.zeros_like(p) for p in self.params]  # running mean of g^2
+        self.g_avg = [torch.zeros_like(p) for p in self.params]  # running mean of g (centered)
+        self.b = [torch.zeros_like(p) for p in self.params]  # momentum buffers
+        # END SOLUTION
+
+    @torch.no_grad()
+    def step(self) -> None:
+        # BEGIN SOLUTION
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad
+            if self.weight_decay != 0:
+                g = g + self.weight_decay * p
+            self.v[i].mul_(self.alpha).addcmul_(g, g, value=1 - self.alpha)
+            if self.centered:
+                self.g_avg[i].mul_(self.alpha).add_(g, alpha=1 - self.alpha)
+                denom = (self.v[i] - self.g_avg[i] ** 2).sqrt() + self.eps
+            else:
+                denom = self.v[i].sqrt() + self.eps
+            if self.momentum > 0:
+                self.b[i].mul_(self.momentum).add_(g / denom)
+                p.add_(self.b[i], alpha=-self.lr)
+            else:
+                p.add_(g / denom, alpha=-self.lr)
+        # END SOLUTION
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with L2 weight decay folded into the gradient, as
+    `torch.optim.Adam`. With t the number of steps taken so far, counting this one (t = 1 first):
+
+        g <- g + weight_decay * theta
+        m <- beta1 * m + (1 - beta1) * g                   (m, v start at 0)
+        v <- beta2 * v + (1 - beta2) * g^2
+        amsgrad: v_max <- max(v_max, v) and use v_max in place of v below
+        m_hat = m / (1 - beta1^t),  v_hat = v / (1 - beta2^t)
+        theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)
+    """
+
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ):
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = betas
+        self.eps, self.weight_decay, self.amsgrad = eps, weight_decay, amsgrad
+        # BEGIN SOLUTION
+        self.t = 0
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.v_max = [torch.zeros_like(p) for p in self.params]
+        # END SOLUTION
+
+    @torch.no_grad()
+    def step(self) -> None:
+        # BEGIN SOLUTION
+        self.t += 1
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad
+            if self.weight_decay != 0:
+                g = g + self.weight_decay * p
+            self.m[i].mul_(self.beta1).add_(g, alpha=1 - self.beta1)
+            self.v[i].mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+            v = self.v[i]
+            if self.amsgrad:
+                torch.maximum(self.v_max[i], v, out=self.v_max[i])
+                v = self.v_max[i]
+            m_hat = self.m[i] / (1 - self.beta1**self.t)
+            v_hat = v / (1 - self.beta2**self.t)
+            p.add_(m_hat / (v_hat.sqrt() + self.eps), alpha=-self.lr)
+        # END SOLUTION
+
+
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter, 2019): Adam with *decoupled* weight decay, as
+    `torch.optim.AdamW`. Before the Adam update (which now has no L2 term in g):
+
+        theta <- theta * (1 - lr * weight_decay)
+
+    so the decay no longer passes through m / sqrt(v) and is the same for every weight.
+    The state is Adam's (inherited `__init__`); write `step`.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        # BEGIN SOLUTION
+        self.t += 1
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            p.mul_(1 - self.lr * self.weight_decay)  # decoupled decay, before the update
+            g = p.grad
+            self.m[i].mul_(self.beta1).add_(g, alpha=1 - self.beta1)
+            self.v[i].mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+            v = self.v[i]
+            if self.amsgrad:
+                torch.maximum(self.v_max[i], v, out=self.v_max[i])
+                v = self.v_max[i]
+            m_hat = self.m[i] / (1 - self.beta1**self.t)
+            v_hat = v / (1 - self.beta2**self.t)
+            p.add_(m_hat / (v_hat.sqrt() + self.eps), alpha=-self.lr)
+        # END SOLUTION
+
+
+# -- learning-rate schedule --------------------------------------------------------------------
+
+
+def warmup_cosine_lr(
+    step: int, base_lr: float, warmup_steps: int, total_steps: int, min_lr: float = 0.0
+) -> float:
+    """The learning rate for `step` (0-based) of a run of `total_steps` steps.
+
+    Linear warmup from 0 to `base_lr` over the first `warmup_steps` steps (lr = 0 at step 0),
+    then half a cosine from `base_lr` down to `min_lr`, reached at step `total_steps` and kept
+    after it. With warmup_steps = 0 the cosine starts at step 0.
+    """
+    # BEGIN SOLUTION
+    if step < warmup_steps:
+        return base_lr * step / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)  # 0 -> 1
+    return min_lr + (base_lr - min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+    # END SOLUTION
+
+
+class WarmupCosine:
+    """Drives `optimizer.lr` with `warmup_cosine_lr`, like a `torch.optim.lr_scheduler`: the
+    optimizer's lr at construction is the base lr; construction sets the lr of step 0 and each
+    `step()` (call it after `optimizer.step()`) moves on to the next step's lr."""
+
+    def __init__(
+        self, optimizer: Optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0
+    ):
+        self.optimizer, self.base_lr = optimizer, optimizer.lr
+        self.warmup_steps, self.total_steps, self.min_lr = warmup_steps, total_steps, min_lr
+        self.t = 0
+        self.optimizer.lr = self.lr_at(0)
+
+    def lr_at(self, step: int) -> float:
+        return warmup_cosine_lr(
+            step, self.base_lr, self.warmup_steps, self.total_steps, self.min_lr
+        )
+
+    def step(self) -> None:
+        self.t += 1
+        self.optimizer.lr = self.lr_at(self.t)
+
+
+# -- the trial: a small MLP on digits ----------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def digits_data(
+    val_fraction: float = 0.2, seed: int = 0
+) -> tuple[Float[Tensor, "n 64"], Int[Tensor, " n"], Float[Tensor, "m 64"], Int[Tensor, " m"]]:
+    """scikit-learn's 8x8 digits (1797 images, bundled with scikit-learn, no download), pixels
+    scaled to [0, 1], split at random (fixed seed) into (x_train, y_train, x_val, y_val)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ImportError("the digits data needs scikit-learn: pip install scikit-learn") from None
+    digits = load_digits()
+    x = torch.tensor(digits.data, dtype=torch.float32) / 16.0
+    y = torch.tensor(digits.target, dtype=torch.long)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_val = int(len(x) * val_fraction)
+    val, train = order[:n_val], order[n_val:]
+    return x[train], y[train], x[val], y[val]
+
+
+def make_mlp(hidden: int = 32, seed: int = 0) -> nn.Sequential:
+    """64 -> hidden -> 10 with a ReLU, initialized from `seed` (the global RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+
+def minibatches(n: int, batch_size: int, steps: int, seed: int = 0) -> Iterator[Int[Tensor, " b"]]:
+    """`steps` batches of indices into n examples, drawn with replacement from `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        yield torch.randint(0, n, (batch_size,), generator=generator)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Float[Tensor, "n 64"], y: Int[Tensor, " n"]) -> float:
+    """Mean cross-entropy of `model` on (x, y)."""
+    return F.cross_entropy(model(x), y).item()
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+    "adamw": AdamW,
+}
+TRIAL_DEFAULTS = {"hidden": 32, "batch_size": 64, "warmup": 0.1, "seed": 0}
+
+
+def train_trial(config: dict, budget: int) -> float:
+    """Train `make_mlp(hidden, seed)` on the digits for `budget` steps; return the validation loss.
+
+    `config` holds "optimizer" (a key of OPTIMIZERS) and "lr", optionally the keys of
+    TRIAL_DEFAULTS ("warmup" is the fraction of the budget spent warming up), and any other key is
+    passed on to the optimizer (e.g. "momentum", "betas", "weight_decay"). The loop:
+
+        optimizer = OPTIMIZERS[name](model.parameters(), lr=lr, **extra)
+        schedule = WarmupCosine(optimizer, int(warmup * budget), budget)
+        for idx in minibatches(len(x_train), batch_size, budget, seed):
+            zero_grad; cross-entropy of the batch; backward; optimizer.step(); schedule.step()
+
+    Unknown optimizers or arguments raise (the search records the trial as failed). Module-level,
+    so that a process pool can pickle it.
+    """
+    # BEGIN SOLUTION
+    config = {**TRIAL_DEFAULTS, **config}
+    name, lr = config.pop("optimizer"), config.pop("lr")
+    hidden, batch_size = config.pop("hidden"), config.pop("batch_size")
+    warmup, seed = config.pop("warmup"), config.pop("seed")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {sorted(OPTIMIZERS)}")
+    x, y, x_val, y_val = digits_data()
+    model = make_mlp(hidden, seed)
+    optimizer = OPTIMIZERS[name](model.parameters(), lr=lr, **config)
+    schedule = WarmupCosine(optimizer, int(warmup * budget), budget)
+    for idx in minibatches(len(x), batch_size, budget, seed):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x[idx]), y[idx]).backward()
+        optimizer.step()
+        schedule.step()
+    return evaluate(model, x_val, y_val)
+    # END SOLUTION
+
+
+# -- running trials on an executor -------------------------------------------------------------
+
+
+def _init_worker() -> None:
+    """Each worker process uses one thread: the pool, not torch, provides the parallelism."""
+    torch.set_num_threads(1)
+
+
+def default_executor(max_workers: int | None = None) -> ProcessPoolExecutor:
+    """Local worker processes, started with 'spawn' (a fresh interpreter: safe with torch's
+    threads, unlike fork). The objective must be picklable: a module-level function."""
+    workers = max_workers or min(4, os.cpu_count() or 1)
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+
+
+@contextlib.contextmanager
+def using_executor(executor: Executor | None) -> Iterator[Executor]:
+    """`with using_executor(executor) as ex:` gives `executor`, or a `default_executor()` that is
+    shut down on exit when `executor` is None. An executor you were given stays open."""
+    if executor is not None:
+        yield executor
+        return
+    with default_executor() as own:
+        yield own
+
+
+@dataclass
+class Trial:
+    """One call objective(config, budget): its value, or the error it raised."""
+
+    config: dict
+    budget: int
+    value: float | None = None
+    error: str | None = None  # "ValueError: unknown optimizer 'lbfgs'" when the trial failed
+
+    @property
+    def ok(self) -> bool:
+        """Finished with a finite value (a diverged NaN run is not ok either)."""
+        return self.error is None and self.value is not None and math.isfinite(self.value)
+
+
+@dataclass
+class SearchResult:
+    trials: list[Trial] = field(default_factory=list)  # in the order they were submitted
+
+    @property
+    def best(self) -> Trial | None:
+        """The ok trial with the lowest value among those with the largest budget."""
+        ok = [t for t in self.trials if t.ok]
+        if not ok:
+            return None
+        top = max(t.budget for t in ok)
+        return min((t for t in ok if t.budget == top), key=lambda t: t.value)
+
+
+Objective = Callable[[dict, int], float]
+
+
+def run_trials(
+    objective: Objective, configs: Sequence[dict], budget: int, executor: Executor
+) -> list[Trial]:
+    """Run objective(config, budget) for every config on `executor`; one Trial per config, in
+    the order of `configs`.
+
+    Submit them all before waiting for any (so they run in parallel), then collect each result.
+    A trial that raises is recorded with error "<ExceptionType>: <message>" and value None; it
+    must not stop the others.
+    """
+    # BEGIN SOLUTION
+    futures: list[Future] = [executor.submit(objective, config, budget) for config in configs]
+    trials = []
+    for config, future in zip(configs, futures, strict=True):
+        try:
+            trials.append(Trial(config, budget, value=float(future.result())))
+        except Exception as e:  # a failed trial is data, not a crash
+            trials.append(Trial(config, budget, error=f"{type(e).__name__}: {e}"))
+    return trials
+    # END SOLUTION
+
+
+def grid_search(
+    objective: Objective, space: dict[str, list], budget: int, executor: Executor | None = None
+) -> SearchResult:
+    """Every combination of the values in `space` (a dict of lists), in `itertools.product`
+    order over the keys as they appear in `space`, each run with `budget`."""
+    # BEGIN SOLUTION
+    keys = list(space)
+    configs = [
+        dict(zip(keys, values, strict=True)) for values in itertools.product(*space.values())
+    ]
+    with using_executor(executor) as ex:
+        return SearchResult(run_trials(objective, configs, budget, ex))
+    # END SOLUTION
+
+
+# -- random search -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """A float drawn uniformly from [low, high]."""
+
+    low: float
+    high: float
+
+    def sample(self, rng: random.Random) -> float:
+        return rng.uniform(self.low, self.high)
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    """A positive float whose logarithm is uniform: every factor of 10 between low and high is
+    equally likely. The right prior for scales such as learning rates and weight decay."""
+
+    low: float
+    high: float
+
+    def sample(self, rng: random.Random) -> float:
+        """One draw, using exactly one call `rng.uniform(...)`."""
+        # BEGIN SOLUTION
+        return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        # END SOLUTION
+
+
+def sample_config(space: dict[str, Any], rng: random.Random) -> dict:
+    """One config from `space`, keys in order: a `Uniform`/`LogUniform` value is sampled with its
+    `sample(rng)`, a list is a choice (`rng.choice`), anything else is a constant."""
+    # BEGIN SOLUTION
+    config = {}
+    for key, value in space.items():
+        if isinstance(value, Uniform | LogUniform):
+            config[key] = value.sample(rng)
+        elif isinstance(value, list):
+            config[key] = rng.choice(value)
+        else:
+            config[key] = value
+    return config
+    # END SOLUTION
+
+
+def random_search(
+    objective: Objective,
+    space: dict[str, Any],
+    n_trials: int,
+    budget: int,
+    seed: int = 0,
+    executor: Executor | None = None,
+) -> SearchResult:
+    """`n_trials` configs drawn one after the other by `sample_config(space, rng)` with
+    `rng = random.Random(seed)`, each run with `budget`."""
+    # BEGIN SOLUTION
+    rng = random.Random(seed)
+    configs = [sample_config(space, rng) for _ in range(n_trials)]
+    with using_executor(executor) as ex:
+        return SearchResult(run_trials(objective, configs, budget, ex))
+    # END SOLUTION
+
+
+# -- successive halving ------------------------------------------------------------------------
+
+
+def successive_halving(
+    objective: Objective,
+    configs: Sequence[dict],
+    min_budget: int,
+    eta: int = 2,
+    executor: Executor | None = None,
+) -> SearchResult:
+    """Successive halving (Jamieson & Talwalkar, 2016; the inner loop of Hyperband).
+
+    Round k runs its configs (round 0: all of them, in order) with budget min_budget * eta**k, all
+    at once through `run_trials`. The best max(1, n_k // eta) ok trials of round k (lowest value
+    first; ties keep round order) make round k + 1, in that ranked order; fewer if fewer were ok.
+    Stop after a round of a single config, or when no trial of a round was ok. Every trial of
+    every round is in the result, in the order run; each trial starts from scratch.
+    """
+    # BEGIN SOLUTION
+    trials: list[Trial] = []
+    current, budget = list(configs), min_budget
+    with using_executor(executor) as ex:
+        while current:
+            results = run_trials(objective, current, budget, ex)
+            trials.extend(results)
+            ranked = sorted((t for t in results if t.ok), key=lambda t: t.value)  # stable
+            if len(current) == 1:
+                break
+            current = [t.config for t in ranked[: max(1, len(current) // eta)]]
+            budget *= eta
+    return SearchResult(trials)
+    # END SOLUTION
