@@ -10,7 +10,7 @@ import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +78,6 @@ class Roster:
     def dir(self) -> Path:
         """The cohort directory: forge/, cohort.db, results/ and site/ live next to the roster."""
         return self.path.parent
-
-    def released(self, now: datetime | None = None) -> list[str]:
-        """Days released by `now` (default: now), in curriculum order."""
-        now = now or datetime.now(timezone.utc)
-        return [d.name for d in self.days if d.release <= now]
 
 
 class _Checker:
@@ -353,7 +348,7 @@ name = "pair-03"
 members = ["Barbara Liskov", "Claude Shannon"]
 
 # The days this cohort runs (names from the curriculum), with when each is released and due.
-# A push is graded on the days released by the time it is graded.
+# Every push is graded on each of these days that has graders in the template.
 [days]
 {days}
 """

@@ -129,7 +129,6 @@ def connect(cohort_dir: Path) -> sqlite3.Connection:
     path = Path(cohort_dir) / DB_NAME
     try:
         db = sqlite3.connect(path, timeout=60, isolation_level=None)
-        db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA foreign_keys = ON")
         migrate(db)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -64,7 +65,8 @@ def run(
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if in_main else None
     procs = {i: _start(roster, i, once, lease_s) for i in range(1, workers + 1)}
     restarts = dict.fromkeys(procs, 0)
     status = 0
@@ -94,5 +96,6 @@ def run(
             proc.wait()
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     return status
