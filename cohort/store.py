@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from cohort.grading import results as results_format
 
@@ -289,11 +290,10 @@ def counts(db: sqlite3.Connection) -> dict[str, int]:
     return out
 
 
-@dataclass(frozen=True)
-class DayScore:
-    """One graded day of one push: a row of scores.csv and a point of the dashboard."""
+class DayScore(NamedTuple):
+    """One graded day of one push: a row of scores.csv (fields in its column order) and a point
+    of the dashboard."""
 
-    result_id: int
     pair: str
     day: str
     score: float
@@ -305,18 +305,18 @@ class DayScore:
     committed_at: str | None
     pushed_at: str
     graded_at: str | None
-    path: str
+    path: str  # the results.json, relative to the cohort directory
+    result_id: int
 
 
 def day_scores(db: sqlite3.Connection) -> list[DayScore]:
     """Every graded day of every push, by pair, day and push time."""
     rows = db.execute(
-        "SELECT d.result_id, d.pair, d.day, d.score, d.max_score, d.passed, d.total, r.commit_sha,"
-        " r.ref, r.committed_at, d.pushed_at, r.graded_at, r.path"
-        " FROM day_scores d JOIN results r ON r.id = d.result_id"
-        " ORDER BY d.pair, d.day, d.pushed_at, d.result_id"
+        "SELECT d.pair, d.day, d.score, d.max_score, d.passed, d.total, r.commit_sha, r.ref,"
+        " r.committed_at, d.pushed_at, r.graded_at, r.path, d.result_id"
+        " FROM day_scores d JOIN results r ON r.id = d.result_id ORDER BY d.pair, d.day, d.pushed_at"
     )
-    return [DayScore(*row) for row in rows]
+    return list(map(DayScore._make, rows))
 
 
 def failures(db: sqlite3.Connection, result_ids: list[int], day: str) -> dict[int, dict[str, str]]:

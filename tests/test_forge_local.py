@@ -32,9 +32,10 @@ def mul(a, b):
     """a * b"""
     raise NotImplementedError("mul: see docs/w0_prep.md#mul")
 '''
-SOLUTION = STUB.replace('raise NotImplementedError("add: see docs/w0_prep.md#add")', "return a + b").replace(
-    'raise NotImplementedError("mul: see docs/w0_prep.md#mul")', "return a * b")
-TESTS = '''import pytest
+SOLUTION = STUB.replace(
+    'raise NotImplementedError("add: see docs/w0_prep.md#add")', "return a + b"
+).replace('raise NotImplementedError("mul: see docs/w0_prep.md#mul")', "return a * b")
+TESTS = """import pytest
 from mlab import w0_prep as m
 
 
@@ -46,23 +47,37 @@ def test_add():
 @pytest.mark.points(2)
 def test_mul():
     assert m.mul(2, 3) == 6, "mul(2, 3) should be 6"
-'''
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_CONFIG_NOSYSTEM": "1"}
+"""
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.invalid",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
 
 
 def git(*args: str, cwd: Path) -> str:
-    proc = subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", *args],
-                          cwd=cwd, env={**os.environ, **GIT_ENV}, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", *args],
+        cwd=cwd,
+        env={**os.environ, **GIT_ENV},
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, f"git {args}: {proc.stderr}"
     return proc.stdout + proc.stderr
 
 
 def tiny_organizer(root: Path) -> Path:
     """An organizer repository (committed) with template/ and solutions/ for one cheap day."""
-    files = {"template/mlab/__init__.py": "", "template/mlab/w0_prep.py": STUB,
-             "template/tests/test_w0_prep.py": TESTS, "solutions/mlab/__init__.py": "",
-             "solutions/mlab/w0_prep.py": SOLUTION}
+    files = {
+        "template/mlab/__init__.py": "",
+        "template/mlab/w0_prep.py": STUB,
+        "template/tests/test_w0_prep.py": TESTS,
+        "solutions/mlab/__init__.py": "",
+        "solutions/mlab/w0_prep.py": SOLUTION,
+    }
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
@@ -75,13 +90,16 @@ def tiny_organizer(root: Path) -> Path:
 def write_roster(cohort_dir: Path, organizer: Path, pairs: list[str], **grading) -> roster.Roster:
     """A roster for `pairs` on day w0_prep, with `grading` settings (e.g. test_timeout=5)."""
     cohort_dir.mkdir(parents=True, exist_ok=True)
-    text = "\n".join([
-        '[cohort]\nname = "test"',
-        f'[template]\nrepo = "{organizer}"\nref = "HEAD"',
-        "[grading]", *(f"{key} = {value}" for key, value in grading.items()),
-        *(f'[[pairs]]\nname = "{p}"\nmembers = ["{p}-a", "{p}-b"]' for p in pairs),
-        "[days]\nw0_prep = { release = 2026-01-05, deadline = 2026-01-06T18:00:00 }",
-    ])
+    text = "\n".join(
+        [
+            '[cohort]\nname = "test"',
+            f'[template]\nrepo = "{organizer}"\nref = "HEAD"',
+            "[grading]",
+            *(f"{key} = {value}" for key, value in grading.items()),
+            *(f'[[pairs]]\nname = "{p}"\nmembers = ["{p}-a", "{p}-b"]' for p in pairs),
+            "[days]\nw0_prep = { release = 2026-01-05, deadline = 2026-01-06T18:00:00 }",
+        ]
+    )
     (cohort_dir / roster.FILENAME).write_text(text + "\n")
     return roster.load(cohort_dir)
 
@@ -93,7 +111,9 @@ def new_cohort(tmp: Path, organizer: Path, pairs: list[str], **grading) -> roste
     return cohort
 
 
-def push(cohort: roster.Roster, pair: str, files: dict[str, str], work: Path, branch: str = "main") -> str:
+def push(
+    cohort: roster.Roster, pair: str, files: dict[str, str], work: Path, branch: str = "main"
+) -> str:
     """Clone the pair's repository (once), write `files`, commit and push; returns the commit."""
     if not (work / ".git").exists():
         git("clone", "-q", str(cohort.dir / "forge" / f"{pair}.git"), str(work), cwd=work.parent)
@@ -113,7 +133,9 @@ def organizer(tmp_path_factory) -> Path:
 
 def pushes(cohort: roster.Roster) -> list[tuple]:
     with sqlite3.connect(cohort.dir / store.DB_NAME) as db:
-        return db.execute("SELECT pair, ref, old_commit, new_commit, source FROM pushes ORDER BY id").fetchall()
+        return db.execute(
+            "SELECT pair, ref, old_commit, new_commit, source FROM pushes ORDER BY id"
+        ).fetchall()
 
 
 def test_generate_creates_bare_repos_starting_from_the_template(tmp_path, organizer):
@@ -125,7 +147,11 @@ def test_generate_creates_bare_repos_starting_from_the_template(tmp_path, organi
     assert (clone / "mlab" / "w0_prep.py").read_text() == STUB
     assert (clone / "tests" / "test_w0_prep.py").read_text() == TESTS
     assert not (clone / "solutions").exists()
-    assert git("log", "--format=%s", cwd=clone).strip().startswith("Start from the cohort template at HEAD")
+    assert (
+        git("log", "--format=%s", cwd=clone)
+        .strip()
+        .startswith("Start from the cohort template at HEAD")
+    )
     assert (cohort.dir / "template" / "tests" / "test_w0_prep.py").exists()  # the trusted snapshot
     assert os.access(cohort.dir / "forge" / "alpha.git" / "hooks" / "post-receive", os.X_OK)
 
@@ -156,8 +182,10 @@ def test_hook_records_branch_pushes_not_tags_or_deletions(tmp_path, organizer):
     git("push", "-q", "origin", "v1", cwd=work)
     git("push", "-q", "origin", "--delete", "feature", cwd=work)
     initial = forge.connect(cohort).initial_commit("alpha")
-    assert pushes(cohort) == [("alpha", "refs/heads/main", initial, first, "hook"),
-                              ("alpha", "refs/heads/feature", None, second, "hook")]
+    assert pushes(cohort) == [
+        ("alpha", "refs/heads/main", initial, first, "hook"),
+        ("alpha", "refs/heads/feature", None, second, "hook"),
+    ]
 
 
 def test_export_writes_a_commit_and_rejects_unknown_ones(tmp_path, organizer):
@@ -181,8 +209,11 @@ def _free_port() -> int:
 def test_serve_lets_pairs_clone_and_push_over_git_protocol(tmp_path, organizer):
     cohort = new_cohort(tmp_path, organizer, ["alpha"])
     port = _free_port()
-    server = subprocess.Popen(LocalForge(cohort.dir).serve_command("127.0.0.1", port),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        LocalForge(cohort.dir).serve_command("127.0.0.1", port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"git://127.0.0.1:{port}/alpha.git"
         for _ in range(100):

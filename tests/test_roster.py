@@ -43,7 +43,10 @@ def test_a_good_roster_reads_into_typed_fields():
     r = roster.parse(GOOD, Path("/c/cohort.toml"))
     assert r.name == "spring" and r.tas == ("Grace",) and r.dir == Path("/c")
     assert r.template == roster.TemplateSource(Path("/srv/organizer"), "HEAD")
-    assert [(p.name, p.members) for p in r.pairs] == [("pair-01", ("Ada", "Alan")), ("pair-02", ("Kathy", "John"))]
+    assert [(p.name, p.members) for p in r.pairs] == [
+        ("pair-01", ("Ada", "Alan")),
+        ("pair-02", ("Kathy", "John")),
+    ]
     assert [d.name for d in r.days] == ["w0_prep", "w1d1_raytracing"]
     w0 = r.days[0]
     assert w0.release.date() == date(2026, 1, 5) and w0.deadline.hour == 18 and w0.release.tzinfo
@@ -51,27 +54,62 @@ def test_a_good_roster_reads_into_typed_fields():
     assert r.forge == roster.ForgeSettings() and r.grading == roster.GradingSettings()
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (lambda t: t.replace('"pair-02"', '"PAIR-01"'),
-     "cohort.toml: pairs[1].name: duplicate pair name 'PAIR-01' (also pairs[0])"),
-    (lambda t: t.replace('"Kathy"', '"ada"'), "cohort.toml: pairs[1].members: 'ada' is also in pairs[0]"),
-    (lambda t: t.replace("w1d1_raytracing =", "w0prep ="),
-     "cohort.toml: days.w0prep: unknown day (did you mean 'w0_prep'?)"),
-    (lambda t: t.replace('"2026-01-07"', '"2026-13-07"'),
-     "cohort.toml: days.w1d1_raytracing.deadline: bad date '2026-13-07' (use 2026-01-05 or 2026-01-05T18:00:00)"),
-    (lambda t: t.replace('"2026-01-07"', '"2026-01-01"'), "cohort.toml: days.w1d1_raytracing.deadline: "),
-    (lambda t: t.replace('name = "pair-01"', 'name = "../evil"'), "cohort.toml: pairs[0].name: '../evil' must be"),
-    (lambda t: t.replace("tas =", "ta ="), "cohort.toml: cohort.ta: unknown field (did you mean 'tas'?)"),
-    (lambda t: t.replace('members = ["Ada", "Alan"]', 'members = "Ada"'),
-     "cohort.toml: pairs[0].members: must be a list of non-empty strings"),
-    (lambda t: t + '[forge]\nbackend = "gitlab"\n',
-     "cohort.toml: forge.backend: unknown backend 'gitlab' (known: local, github)"),
-    (lambda t: t + "[grading]\ntest_timeout = -1\n", "cohort.toml: grading.test_timeout: must be a number above 0"),
-    (lambda t: t.replace("[[pairs]]", "[[pair]]", 1), "cohort.toml: pair: unknown field (did you mean 'pairs'?)"),
-    (lambda t: t.replace("[days]", "[days]\nw0_prep = 3\n").replace("w0_prep = {", "w0_old = {"),
-     "cohort.toml: days.w0_prep: must be { release = DATE, deadline = DATE }"),
-    (lambda t: t.replace("name = \"spring\"", "name = "), "cohort.toml: not valid TOML ("),
-])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (
+            lambda t: t.replace('"pair-02"', '"PAIR-01"'),
+            "cohort.toml: pairs[1].name: duplicate pair name 'PAIR-01' (also pairs[0])",
+        ),
+        (
+            lambda t: t.replace('"Kathy"', '"ada"'),
+            "cohort.toml: pairs[1].members: 'ada' is also in pairs[0]",
+        ),
+        (
+            lambda t: t.replace("w1d1_raytracing =", "w0prep ="),
+            "cohort.toml: days.w0prep: unknown day (did you mean 'w0_prep'?)",
+        ),
+        (
+            lambda t: t.replace('"2026-01-07"', '"2026-13-07"'),
+            "cohort.toml: days.w1d1_raytracing.deadline: bad date '2026-13-07' (use 2026-01-05 or 2026-01-05T18:00:00)",
+        ),
+        (
+            lambda t: t.replace('"2026-01-07"', '"2026-01-01"'),
+            "cohort.toml: days.w1d1_raytracing.deadline: ",
+        ),
+        (
+            lambda t: t.replace('name = "pair-01"', 'name = "../evil"'),
+            "cohort.toml: pairs[0].name: '../evil' must be",
+        ),
+        (
+            lambda t: t.replace("tas =", "ta ="),
+            "cohort.toml: cohort.ta: unknown field (did you mean 'tas'?)",
+        ),
+        (
+            lambda t: t.replace('members = ["Ada", "Alan"]', 'members = "Ada"'),
+            "cohort.toml: pairs[0].members: must be a list of non-empty strings",
+        ),
+        (
+            lambda t: t + '[forge]\nbackend = "gitlab"\n',
+            "cohort.toml: forge.backend: unknown backend 'gitlab' (known: local, github)",
+        ),
+        (
+            lambda t: t + "[grading]\ntest_timeout = -1\n",
+            "cohort.toml: grading.test_timeout: must be a number above 0",
+        ),
+        (
+            lambda t: t.replace("[[pairs]]", "[[pair]]", 1),
+            "cohort.toml: pair: unknown field (did you mean 'pairs'?)",
+        ),
+        (
+            lambda t: t.replace("[days]", "[days]\nw0_prep = 3\n").replace(
+                "w0_prep = {", "w0_old = {"
+            ),
+            "cohort.toml: days.w0_prep: must be { release = DATE, deadline = DATE }",
+        ),
+        (lambda t: t.replace('name = "spring"', "name = "), "cohort.toml: not valid TOML ("),
+    ],
+)
 def test_each_problem_is_one_line_naming_file_and_field(edit, expected):
     found = problems(edit(GOOD))
     assert any(line.startswith(expected) for line in found), found
@@ -79,12 +117,18 @@ def test_each_problem_is_one_line_naming_file_and_field(edit, expected):
 
 
 def test_every_problem_is_reported_at_once():
-    text = GOOD.replace('"pair-02"', '"pair-01"').replace('"Kathy"', '"Ada"').replace("w1d1_raytracing", "w9")
+    text = (
+        GOOD.replace('"pair-02"', '"pair-01"')
+        .replace('"Kathy"', '"Ada"')
+        .replace("w1d1_raytracing", "w9")
+    )
     assert len(problems(text)) == 3
 
 
 def test_missing_file_says_how_to_make_one(tmp_path):
-    with pytest.raises(roster.RosterError, match=r"cohort.toml: not found \(create one with `cohort new DIR`\)"):
+    with pytest.raises(
+        roster.RosterError, match=r"cohort.toml: not found \(create one with `cohort new DIR`\)"
+    ):
         roster.load(tmp_path)
 
 

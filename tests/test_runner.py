@@ -14,18 +14,25 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.test_forge_local import SOLUTION, STUB, git, new_cohort, organizer, push  # noqa: F401
 
 from cohort import roster, runner, store
 from cohort.cli import main
 from cohort.runner import queue
+from tests.test_forge_local import SOLUTION, STUB, git, new_cohort, push, tiny_organizer
 
 PASSING_TESTS = "def test_fine():\n    assert True\n"
 
 
+@pytest.fixture(scope="session")
+def organizer(tmp_path_factory) -> Path:
+    return tiny_organizer(tmp_path_factory.mktemp("organizer"))
+
+
 def jobs(cohort: roster.Roster) -> list[tuple]:
     with sqlite3.connect(cohort.dir / store.DB_NAME) as db:
-        return db.execute("SELECT pair, commit_sha, state, attempts FROM jobs ORDER BY id").fetchall()
+        return db.execute(
+            "SELECT pair, commit_sha, state, attempts FROM jobs ORDER BY id"
+        ).fetchall()
 
 
 def scores(cohort: roster.Roster) -> dict[str, float]:
@@ -33,7 +40,7 @@ def scores(cohort: roster.Roster) -> dict[str, float]:
         return dict(db.execute("SELECT commit_sha, score FROM results"))
 
 
-def test_new_user_flow_from_cohort_new_to_scores_csv(tmp_path, organizer, capfd):  # noqa: F811
+def test_new_user_flow_from_cohort_new_to_scores_csv(tmp_path, organizer, capfd):
     d = tmp_path / "spring"
     assert main(["new", str(d), "--repo", str(organizer)]) == 0
     assert main(["generate", "--dir", str(d)]) == 0
@@ -48,39 +55,51 @@ def test_new_user_flow_from_cohort_new_to_scores_csv(tmp_path, organizer, capfd)
     assert f"graded pair-01 {commit[:10]}: 3/3" in capfd.readouterr().out
     with (d / "site" / "scores.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert [(r["pair"], r["day"], r["score"], r["max_score"], r["commit"]) for r in rows] == [
-        ("pair-01", "w0_prep", "3", "3", commit)]
+    got = [(r["pair"], r["day"], float(r["score"]), float(r["max_score"]), r["commit"]) for r in rows]
+    assert got == [("pair-01", "w0_prep", 3, 3, commit)]
     assert rows[0]["committed_at"] and rows[0]["graded_at"]
     assert (d / "results" / "pair-01" / f"{commit}.json").exists()
 
 
-def test_many_pushes_at_once_are_all_graded_once_with_trusted_tests(tmp_path, organizer):  # noqa: F811
+def test_many_pushes_at_once_are_all_graded_once_with_trusted_tests(tmp_path, organizer):
     pairs = ["a", "b", "c", "d"]
     cohort = new_cohort(tmp_path, organizer, pairs)
     work = {p: tmp_path / "work" / p for p in pairs}
     work["a"].parent.mkdir()
-    code = {"a": {"mlab/w0_prep.py": SOLUTION}, "b": {"mlab/w0_prep.py": STUB},
-            "c": {"mlab/w0_prep.py": SOLUTION.replace("return a * b", "return a + b")},
-            "d": {"tests/test_w0_prep.py": PASSING_TESTS}}
+    code = {
+        "a": {"mlab/w0_prep.py": SOLUTION},
+        "b": {"mlab/w0_prep.py": STUB},
+        "c": {"mlab/w0_prep.py": SOLUTION.replace("return a * b", "return a + b")},
+        "d": {"tests/test_w0_prep.py": PASSING_TESTS},
+    }
     commits: dict[str, list[str]] = {}
 
     def work_on(pair: str) -> None:
-        commits[pair] = [push(cohort, pair, code[pair], work[pair]), push(cohort, pair, {"notes.md": "x"}, work[pair])]
+        commits[pair] = [
+            push(cohort, pair, code[pair], work[pair]),
+            push(cohort, pair, {"notes.md": "x"}, work[pair]),
+        ]
 
     threads = [threading.Thread(target=work_on, args=(p,)) for p in pairs]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    git("push", "-q", "origin", "HEAD:other", cwd=work["a"])  # the same commit again, on another branch
+    git(
+        "push", "-q", "origin", "HEAD:other", cwd=work["a"]
+    )  # the same commit again, on another branch
     assert runner.run(cohort, workers=2, once=True, progress=lambda _: None) == 0
     assert len(jobs(cohort)) == 8 and {j[2] for j in jobs(cohort)} == {"done"}
     expected = {"a": 3, "b": 0, "c": 1, "d": 0}  # d edited its tests: graded with the trusted ones
     assert scores(cohort) == {c: expected[p] for p in pairs for c in commits[p]}
     document = json.loads((cohort.dir / "results" / "d" / f"{commits['d'][0]}.json").read_text())
     assert document["extra_data"]["edited_tests"] == ["test_w0_prep.py"]
-    assert "+    return a + b" in json.loads(
-        (cohort.dir / "results" / "a" / f"{commits['a'][0]}.json").read_text())["extra_data"]["diffs"]["w0_prep"]
+    assert (
+        "+    return a + b"
+        in json.loads((cohort.dir / "results" / "a" / f"{commits['a'][0]}.json").read_text())[
+            "extra_data"
+        ]["diffs"]["w0_prep"]
+    )
 
 
 def _wait_for_running_job(cohort: roster.Roster, timeout: float = 60) -> str:
@@ -95,11 +114,16 @@ def _wait_for_running_job(cohort: roster.Roster, timeout: float = 60) -> str:
 
 
 @pytest.mark.slow
-def test_a_runner_killed_mid_job_regrades_it_after_a_restart_and_stores_it_once(tmp_path, organizer):  # noqa: F811
+def test_a_runner_killed_mid_job_regrades_it_after_a_restart_and_stores_it_once(
+    tmp_path, organizer
+):
     cohort = new_cohort(tmp_path, organizer, ["slow"])
     slow = "import time\ntime.sleep(3)\n" + SOLUTION
     commit = push(cohort, "slow", {"mlab/w0_prep.py": slow}, tmp_path / "work")
-    env = {**os.environ, "TMPDIR": str(tmp_path)}  # where the orphaned grader leaves its scratch files
+    env = {
+        **os.environ,
+        "TMPDIR": str(tmp_path),
+    }  # where the orphaned grader leaves its scratch files
     cmd = [sys.executable, "-m", "cohort", "runner", "--dir", str(cohort.dir), "--once"]
     first = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
     _wait_for_running_job(cohort)
@@ -113,13 +137,22 @@ def test_a_runner_killed_mid_job_regrades_it_after_a_restart_and_stores_it_once(
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_job_is_replaced_and_the_job_graded(tmp_path, organizer):  # noqa: F811
+def test_a_worker_killed_mid_job_is_replaced_and_the_job_graded(tmp_path, organizer):
     cohort = new_cohort(tmp_path, organizer, ["slow"])
-    commit = push(cohort, "slow", {"mlab/w0_prep.py": "import time\ntime.sleep(3)\n" + SOLUTION},
-                  tmp_path / "work")
+    commit = push(
+        cohort,
+        "slow",
+        {"mlab/w0_prep.py": "import time\ntime.sleep(3)\n" + SOLUTION},
+        tmp_path / "work",
+    )
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    supervisor = subprocess.Popen([sys.executable, "-m", "cohort", "runner", "--dir", str(cohort.dir), "--once"],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "cohort", "runner", "--dir", str(cohort.dir), "--once"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     worker = _wait_for_running_job(cohort)
     os.kill(int(worker.rpartition(":")[2]), signal.SIGKILL)
     out, _ = supervisor.communicate(timeout=120)
@@ -148,7 +181,7 @@ def test_leases_expire_and_a_job_that_keeps_killing_workers_fails(tmp_path):
     assert state == "failed" and "gave up after 3 attempts" in error
 
 
-def test_sweep_queues_pushes_the_hook_missed(tmp_path, organizer):  # noqa: F811
+def test_sweep_queues_pushes_the_hook_missed(tmp_path, organizer):
     cohort = new_cohort(tmp_path, organizer, ["alpha"])
     (cohort.dir / "forge" / "alpha.git" / "hooks" / "post-receive").unlink()
     commit = push(cohort, "alpha", {"mlab/w0_prep.py": SOLUTION}, tmp_path / "work")

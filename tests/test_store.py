@@ -10,19 +10,45 @@ from cohort import store
 from cohort.cli import main
 
 
-def doc(pair: str, commit: str, pushed_at: str, days: dict[str, tuple[float, float]],
-        failing: list[tuple[str, str, str]] = (), **extra) -> dict:
+def doc(
+    pair: str,
+    commit: str,
+    pushed_at: str,
+    days: dict[str, tuple[float, float]],
+    failing: list[tuple[str, str, str]] = (),
+    **extra,
+) -> dict:
     """A results document as the runner writes it: per-day scores and the failing tests
     (day, test name, output)."""
-    tests = [{"name": name, "score": 0, "max_score": 1, "status": "failed", "output": output, "tags": [day]}
-             for day, name, output in failing]
+    tests = [
+        {
+            "name": name,
+            "score": 0,
+            "max_score": 1,
+            "status": "failed",
+            "output": output,
+            "tags": [day],
+        }
+        for day, name, output in failing
+    ]
     return {
-        "score": sum(s for s, _ in days.values()), "max_score": sum(m for _, m in days.values()),
-        "tests": tests, "leaderboard": [],
-        "extra_data": {"pair": pair, "commit": commit, "pushed_at": pushed_at, "ref": "refs/heads/main",
-                       "committed_at": pushed_at, "graded_at": pushed_at,
-                       "days": {d: {"score": s, "max_score": m, "passed": 0, "total": 1} for d, (s, m) in days.items()},
-                       **extra},
+        "score": sum(s for s, _ in days.values()),
+        "max_score": sum(m for _, m in days.values()),
+        "tests": tests,
+        "leaderboard": [],
+        "extra_data": {
+            "pair": pair,
+            "commit": commit,
+            "pushed_at": pushed_at,
+            "ref": "refs/heads/main",
+            "committed_at": pushed_at,
+            "graded_at": pushed_at,
+            "days": {
+                d: {"score": s, "max_score": m, "passed": 0, "total": 1}
+                for d, (s, m) in days.items()
+            },
+            **extra,
+        },
     }
 
 
@@ -51,21 +77,38 @@ def test_a_commit_pushed_twice_is_queued_and_stored_once(tmp_path):
     db = store.connect(tmp_path)
     first = store.record_push(db, "alpha", "refs/heads/main", None, "c1")
     again = store.record_push(db, "alpha", "refs/heads/other", "c0", "c1")
-    assert first == again and store.counts(db)["pushes"] == 2 and store.counts(db)["jobs queued"] == 1
-    document = doc("alpha", "c1", "2026-01-05T10:00:00Z", {"w0_prep": (2, 3)},
-                   [("w0_prep", "t::a", "AssertionError: off by 1"), ("w0_prep", "t::b", "NotImplementedError: b")])
+    assert (
+        first == again and store.counts(db)["pushes"] == 2 and store.counts(db)["jobs queued"] == 1
+    )
+    document = doc(
+        "alpha",
+        "c1",
+        "2026-01-05T10:00:00Z",
+        {"w0_prep": (2, 3)},
+        [
+            ("w0_prep", "t::a", "AssertionError: off by 1"),
+            ("w0_prep", "t::b", "NotImplementedError: b"),
+        ],
+    )
     assert store.add_result(db, document, Path("results/alpha/c1.json"))
     assert not store.add_result(db, document, Path("results/alpha/c1.json"))
     assert store.counts(db)["results"] == 1
     rows = store.day_scores(db)
-    assert [(r.pair, r.day, r.score, r.max_score, r.commit) for r in rows] == [("alpha", "w0_prep", 2, 3, "c1")]
-    assert store.failures(db, [rows[0].result_id], "w0_prep") == {rows[0].result_id: {"t::a": "fail", "t::b": "todo"}}
+    assert [(r.pair, r.day, r.score, r.max_score, r.commit) for r in rows] == [
+        ("alpha", "w0_prep", 2, 3, "c1")
+    ]
+    assert store.failures(db, [rows[0].result_id], "w0_prep") == {
+        rows[0].result_id: {"t::a": "fail", "t::b": "todo"}
+    }
 
 
 def test_rebuild_refills_results_from_files_and_keeps_pushes(tmp_path, capsys):
     store.record_push(store.connect(tmp_path), "alpha", "refs/heads/main", None, "c1")
     keep(tmp_path, doc("alpha", "c1", "2026-01-05T10:00:00Z", {"w0_prep": (3, 3)}))
-    keep(tmp_path, doc("beta", "c2", "2026-01-05T11:00:00Z", {"w0_prep": (1, 3)}, [("w0_prep", "t::a", "x")]))
+    keep(
+        tmp_path,
+        doc("beta", "c2", "2026-01-05T11:00:00Z", {"w0_prep": (1, 3)}, [("w0_prep", "t::a", "x")]),
+    )
     (tmp_path / "results" / "beta" / "broken.json").write_text("{not json")
     before = store.day_scores(store.connect(tmp_path))
     (tmp_path / store.DB_NAME).unlink()
@@ -77,7 +120,9 @@ def test_rebuild_refills_results_from_files_and_keeps_pushes(tmp_path, capsys):
     db = store.connect(tmp_path)
     assert store.day_scores(db) == before
     assert db.execute("SELECT pair, new_commit, source FROM pushes ORDER BY pair").fetchall() == [
-        ("alpha", "c1", "rebuild"), ("beta", "c2", "rebuild")]
+        ("alpha", "c1", "rebuild"),
+        ("beta", "c2", "rebuild"),
+    ]
     assert store.counts(db)["jobs done"] == 2
     # rebuilding a database that has its pushes keeps them as they are
     assert main(["store", "rebuild", "--dir", str(tmp_path)]) == 0

@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from cohort import __version__
-from cohort.cli import check, grade, template
-from cohort.cli import demo, forge, roster, runner, store, summary
+from cohort.cli import check, demo, forge, grade, roster, runner, store, summary, template
 
 COMMANDS = (template, grade, check, roster, forge, runner, store, summary, demo)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from cohort import store
 from cohort.report import board as board_mod
-from cohort.report import html, stuck as stuck_mod, tables
+from cohort.report import html, tables
+from cohort.report import stuck as stuck_mod
 from cohort.roster import Roster
 
 SITE_DIR = "site"
@@ -28,19 +29,38 @@ class Site:
     stuck: int
 
 
-def _load(
-    path: Path, cache: dict[Path, tuple[dict | None, str | None]]
-) -> tuple[dict | None, str | None]:
-    if path not in cache:
-        try:
-            cache[path] = (json.loads(path.read_text()), None)
-        except (OSError, ValueError) as e:
-            cache[path] = (None, f"cannot read {path.name}: {e}")
-    return cache[path]
+def _load(path: Path) -> tuple[dict | None, str | None]:
+    try:
+        return json.loads(path.read_text()), None
+    except (OSError, ValueError) as e:
+        return None, f"cannot read {path.name}: {e}"
+
+
+def _write_pages(
+    roster: Roster, board: board_mod.Board, series: dict, stuck: list, out: Path
+) -> None:
+    """A page per pair and a review pack per pair and day (its latest push's results.json)."""
+    members = {p.name: p.members for p in roster.pairs}
+    for pair in board.pairs:
+        page = html.pair_page(pair, members.get(pair, ()), board, series[pair], stuck)
+        (out / html.pair_href(pair)).write_text(page)
+        (out / "pairs" / board_mod.slug(pair)).mkdir()
+        docs: dict[
+            str, tuple[dict | None, str | None]
+        ] = {}  # a push grades many days: read it once
+        for day in board.days:
+            if cell := board.cell(pair, day):
+                path = cell.latest.path
+                doc, problem = docs[path] = docs.get(path) or _load(roster.dir / path)
+                pack = html.review_pack(pair, day, cell, doc, problem)
+                (out / html.pair_day_href(pair, day)).write_text(pack)
 
 
 def write_site(roster: Roster, out: Path | None = None) -> Site:
-    """Write the site for the cohort of `roster` into `out` (default: the cohort's site/)."""
+    """Write the site for the cohort of `roster` into `out` (default: the cohort's site/).
+
+    The site is built next to `out` and renamed into place, so a reader never sees half of it.
+    """
     out = out or roster.dir / SITE_DIR
     db = store.connect(roster.dir)
     try:
@@ -51,31 +71,22 @@ def write_site(roster: Roster, out: Path | None = None) -> Site:
     finally:
         db.close()
     rules = (
-        f"Pairs whose latest push fails a test (other than with NotImplementedError) that each of their "
-        f"last {g.stuck_pushes} pushes failed, or that they have failed for {g.stuck_hours:g} hours."
+        f"Pairs whose latest push fails a test (other than with NotImplementedError) that each of "
+        f"their last {g.stuck_pushes} pushes failed, or that they have failed for "
+        f"{g.stuck_hours:g} hours."
     )
     generated_at = store.now_iso()
+    schedule = {d.name: d for d in roster.days}
+    series = {pair: board.progress(pair) for pair in board.pairs}
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     (partial / "pairs").mkdir(parents=True)
-    (partial / "index.html").write_text(html.index(roster.name, board, stuck, generated_at, rules))
-    (partial / "summary.md").write_text(
-        tables.markdown(roster.name, board, stuck, generated_at, rules)
-    )
+    index = html.index(roster.name, board, series, schedule, stuck, generated_at, rules)
+    (partial / "index.html").write_text(index)
+    summary = tables.markdown(roster.name, board, stuck, generated_at, rules)
+    (partial / "summary.md").write_text(summary)
     tables.write_csv(rows, partial / "scores.csv")
-    members = {p.name: p.members for p in roster.pairs}
-    docs: dict[Path, tuple[dict | None, str | None]] = {}
-    for pair in board.pairs:
-        (partial / html.pair_href(pair)).write_text(
-            html.pair_page(pair, members.get(pair, ()), board, stuck)
-        )
-        (partial / "pairs" / board_mod.slug(pair)).mkdir()
-        for day in board.days:
-            if cell := board.cell(pair, day):
-                doc, problem = _load(roster.dir / cell.latest.path, docs)
-                (partial / html.pair_day_href(pair, day)).write_text(
-                    html.review_pack(pair, day, cell, doc, problem)
-                )
+    _write_pages(roster, board, series, stuck, partial)
     old = out.with_name(out.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if out.exists():

@@ -44,19 +44,21 @@ class Board:
         return sum(b.score for b in best), sum(b.max_score for b in best)
 
     def progress(self, pair: str) -> list[tuple[str, float]]:
-        """(push time, fraction of the cohort's points earned so far, best per day) after each push."""
+        """(push time, share of the cohort's points earned so far, best per day) after each push."""
         events = sorted(
-            (r.pushed_at, r.day, r.score, r.max_score)
+            (r.pushed_at, r.day, r.score)
             for d in self.days
             if (c := self.cell(pair, d))
             for r in c.history
         )
         best: dict[str, float] = {}
-        total = sum(self.max_points.get(d, 0.0) for d in self.days) or 1.0
-        points = []
-        for pushed_at, day, score, _max in events:
-            best[day] = max(best.get(day, 0.0), score)
-            points.append((pushed_at, sum(best.values()) / total))
+        scale = sum(self.max_points.get(d, 0.0) for d in self.days) or 1.0
+        earned, points = 0.0, []
+        for pushed_at, day, score in events:
+            if score > best.get(day, 0.0):
+                earned += score - best.get(day, 0.0)
+                best[day] = score
+            points.append((pushed_at, earned / scale))
         return points
 
 

@@ -12,6 +12,7 @@ from cohort.curriculum import BY_NAME
 from cohort.report import svg
 from cohort.report.board import Board, Cell, slug
 from cohort.report.stuck import Stuck
+from cohort.roster import DaySchedule
 from cohort.store import DayScore
 
 CSS = """
@@ -63,11 +64,16 @@ def pair_href(pair: str) -> str:
     return f"pairs/{slug(pair)}.html"
 
 
-def heatmap(board: Board, root: str = "") -> str:
-    head = "".join(
-        f'<th title="{escape(BY_NAME[d].title if d in BY_NAME else d)}">{escape(d)}</th>'
-        for d in board.days
-    )
+def _day_title(day: str, schedule: dict[str, DaySchedule]) -> str:
+    title = BY_NAME[day].title if day in BY_NAME else day
+    if day in schedule:
+        s = schedule[day]
+        title += f"; released {s.release:%Y-%m-%d %H:%M}, due {s.deadline:%Y-%m-%d %H:%M}"
+    return escape(title)
+
+
+def heatmap(board: Board, schedule: dict[str, DaySchedule]) -> str:
+    head = "".join(f'<th title="{_day_title(d, schedule)}">{escape(d)}</th>' for d in board.days)
     rows = []
     for pair in board.pairs:
         cells = []
@@ -79,12 +85,12 @@ def heatmap(board: Board, root: str = "") -> str:
             best = cell.best
             cells.append(
                 f'<td class="cell" style="background:{_color(best.score, best.max_score)}">'
-                f'<a href="{root}{pair_day_href(pair, day)}" title="best of {len(cell.history)} '
+                f'<a href="{pair_day_href(pair, day)}" title="best of {len(cell.history)} '
                 f'push(es); latest {_score(cell.latest)}">{_score(best)}</a></td>'
             )
         got, total = board.total(pair)
         rows.append(
-            f'<tr><th><a href="{root}{pair_href(pair)}">{escape(pair)}</a></th>{"".join(cells)}'
+            f'<tr><th><a href="{pair_href(pair)}">{escape(pair)}</a></th>{"".join(cells)}'
             f'<td class="num">{got:g}/{total:g}</td></tr>'
         )
     return (
@@ -108,15 +114,22 @@ def stuck_table(stuck: list[Stuck], root: str = "") -> str:
     )
 
 
-def index(name: str, board: Board, stuck: list[Stuck], generated_at: str, rules: str) -> str:
-    series = {pair: board.progress(pair) for pair in board.pairs}
+def index(
+    name: str,
+    board: Board,
+    series: dict[str, list[tuple[str, float]]],
+    schedule: dict[str, DaySchedule],
+    stuck: list[Stuck],
+    generated_at: str,
+    rules: str,
+) -> str:
     pushes = sum(len(c.history) for c in board.cells.values())
     body = (
         f"<h1>{escape(name)}</h1>"
         f'<p class="muted">{len(board.pairs)} pairs, {len(board.days)} days, {pushes} graded pair-days; '
         f"generated {short(generated_at)} UTC. Each cell is the pair's best score on that day; it links "
         "to the day's review pack.</p>"
-        f"<h2>Best scores</h2>{heatmap(board)}"
+        f"<h2>Best scores</h2>{heatmap(board, schedule)}"
         f'<h2>Progress over time</h2><p class="muted">Share of the cohort\'s points each pair has earned '
         f"(best per day) after each push.</p>{svg.progress(series)}"
         f'<h2>Stuck</h2><p class="muted">{escape(rules)}</p>{stuck_table(stuck)}'
@@ -124,7 +137,13 @@ def index(name: str, board: Board, stuck: list[Stuck], generated_at: str, rules:
     return page(name, body, "")
 
 
-def pair_page(pair: str, members: tuple[str, ...], board: Board, stuck: list[Stuck]) -> str:
+def pair_page(
+    pair: str,
+    members: tuple[str, ...],
+    board: Board,
+    progress: list[tuple[str, float]],
+    stuck: list[Stuck],
+) -> str:
     rows = []
     for day in board.days:
         cell = board.cell(pair, day)
@@ -144,7 +163,7 @@ def pair_page(pair: str, members: tuple[str, ...], board: Board, stuck: list[Stu
         f" &middot; {got:g}/{total:g} points (best per day)</p>"
         '<table><thead><tr><th>day</th><th class="num">best</th><th class="num">latest</th>'
         f'<th class="num">pushes</th><th>latest push</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
-        f"<h2>Progress</h2>{svg.progress({pair: board.progress(pair)}, f'{pair}: progress')}"
+        f"<h2>Progress</h2>{svg.progress({pair: progress}, f'{pair}: progress')}"
         f"<h2>Stuck</h2>{stuck_table([s for s in stuck if s.pair == pair], '../')}"
     )
     return page(pair, body, "../")

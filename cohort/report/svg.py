@@ -6,6 +6,7 @@ from datetime import datetime
 from html import escape
 
 WIDTH, HEIGHT, PAD = 760, 280, 44
+LEGEND_MAX = 12  # pairs named under the plot; with more, hover a line for its pair
 MAX_POINTS = 200  # per pair line; denser histories are thinned
 PALETTE = (
     "#1f77b4",
@@ -25,7 +26,7 @@ def _seconds(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def _thin(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def _thin(points: list[tuple[str, float]]) -> list[tuple[str, float]]:
     if len(points) <= MAX_POINTS:
         return points
     step = len(points) / MAX_POINTS
@@ -35,7 +36,7 @@ def _thin(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 def progress(series: dict[str, list[tuple[str, float]]], title: str = "Progress over time") -> str:
     """`series`: pair -> [(push time, fraction of points earned)], drawn as step lines that run on
     to the latest push of anyone."""
-    data = {pair: [(_seconds(t), f) for t, f in pts] for pair, pts in series.items() if pts}
+    data = {pair: [(_seconds(t), f) for t, f in _thin(pts)] for pair, pts in series.items() if pts}
     if not data:
         return f'<p class="empty">{escape(title)}: no graded pushes yet.</p>'
     t1 = max(p[-1][0] for p in data.values())
@@ -66,7 +67,7 @@ def progress(series: dict[str, list[tuple[str, float]]], title: str = "Progress 
         )
     for i, (pair, pts) in enumerate(sorted(data.items())):
         coords, last = [], None
-        for t, f in [*_thin(pts), (t1, pts[-1][1])]:  # each line runs on to the latest push
+        for t, f in [*pts, (t1, pts[-1][1])]:  # each line runs on to the latest push
             if last is not None:
                 coords.append(f"{x(t):.1f},{y(last):.1f}")
             coords.append(f"{x(t):.1f},{y(f):.1f}")
@@ -77,4 +78,11 @@ def progress(series: dict[str, list[tuple[str, float]]], title: str = "Progress 
             f"<title>{escape(pair)}: {pts[-1][1]:.0%}</title></polyline>"
         )
     parts.append("</svg>")
+    if len(data) <= LEGEND_MAX:
+        parts.append('<p class="legend">')
+        parts += [
+            f'<span style="color:{PALETTE[i % len(PALETTE)]}">&#9632;</span> {escape(pair)} '
+            for i, pair in enumerate(sorted(data))
+        ]
+        parts.append("</p>")
     return "".join(parts)

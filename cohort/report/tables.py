@@ -10,41 +10,16 @@ from cohort.report.html import pair_day_href
 from cohort.report.stuck import Stuck
 from cohort.store import DayScore
 
-CSV_COLUMNS = (
-    "pair",
-    "day",
-    "score",
-    "max_score",
-    "passed",
-    "total",
-    "commit",
-    "ref",
-    "committed_at",
-    "pushed_at",
-    "graded_at",
-)
+CSV_COLUMNS = DayScore._fields[: DayScore._fields.index("graded_at") + 1]
 
 
 def write_csv(rows: list[DayScore], path: Path) -> None:
+    """One row per graded day of every push, oldest first per pair and day."""
+    width = len(CSV_COLUMNS)
     with path.open("w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
         out.writerow(CSV_COLUMNS)
-        out.writerows(
-            (
-                r.pair,
-                r.day,
-                f"{r.score:g}",
-                f"{r.max_score:g}",
-                r.passed,
-                r.total,
-                r.commit,
-                r.ref,
-                r.committed_at,
-                r.pushed_at,
-                r.graded_at,
-            )
-            for r in rows
-        )
+        out.writerows(row[:width] for row in rows)
 
 
 def _md(text: str) -> str:
