@@ -10,6 +10,7 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -233,3 +234,23 @@ def test_serve_lets_pairs_clone_and_push_over_git_protocol(tmp_path, organizer):
         server.wait()
     assert "queued for grading" in told
     assert pushes(cohort)[-1][3] == commit
+
+
+@pytest.mark.bench
+@pytest.mark.slow
+def test_bench_generate_40_pairs(tmp_path):
+    """`cohort generate` for 40 pairs from this repository's template: target under 20 s."""
+    root = Path(__file__).resolve().parents[1]
+    cohort = write_roster(tmp_path / "c", root, [f"pair-{i:02d}" for i in range(1, 41)])
+    cmd = [sys.executable, "-m", "cohort", "generate", "--dir", str(cohort.dir)]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    again = time.perf_counter() - started
+    assert len(forge.connect(cohort).repos()) == 40
+    print(
+        f"\nbench generate: 40 pairs in {first:.2f} s (target 20 s: ratio {first / 20:.2f}); "
+        f"re-run (all exist) {again:.2f} s"
+    )

@@ -55,7 +55,9 @@ def test_new_user_flow_from_cohort_new_to_scores_csv(tmp_path, organizer, capfd)
     assert f"graded pair-01 {commit[:10]}: 3/3" in capfd.readouterr().out
     with (d / "site" / "scores.csv").open() as f:
         rows = list(csv.DictReader(f))
-    got = [(r["pair"], r["day"], float(r["score"]), float(r["max_score"]), r["commit"]) for r in rows]
+    got = [
+        (r["pair"], r["day"], float(r["score"]), float(r["max_score"]), r["commit"]) for r in rows
+    ]
     assert got == [("pair-01", "w0_prep", 3, 3, commit)]
     assert rows[0]["committed_at"] and rows[0]["graded_at"]
     assert (d / "results" / "pair-01" / f"{commit}.json").exists()
@@ -188,3 +190,25 @@ def test_sweep_queues_pushes_the_hook_missed(tmp_path, organizer):
     assert runner.sweep(cohort) == 1 and runner.sweep(cohort) == 0
     with sqlite3.connect(cohort.dir / store.DB_NAME) as db:
         assert db.execute("SELECT new_commit, source FROM pushes").fetchall() == [(commit, "sweep")]
+
+
+@pytest.mark.bench
+@pytest.mark.slow
+def test_bench_runner_throughput_2_workers_vs_1(tmp_path, organizer):
+    """20 queued pushes graded by 1 worker, then the same 20 by 2 workers (tiny template, so the
+    figures are the runner's overheads: process start, checkout, pytest start, store)."""
+    pairs = [f"p{i:02d}" for i in range(20)]
+    seconds = {}
+    for workers in (1, 2):
+        cohort = new_cohort(tmp_path / f"w{workers}", organizer, pairs)
+        for pair in pairs:
+            push(cohort, pair, {"mlab/w0_prep.py": SOLUTION}, tmp_path / f"w{workers}" / pair)
+        started = time.perf_counter()
+        assert runner.run(cohort, workers=workers, once=True, progress=lambda _: None) == 0
+        seconds[workers] = time.perf_counter() - started
+        assert len(scores(cohort)) == 20 and set(scores(cohort).values()) == {3}
+    print(
+        f"\nbench runner: 20 pushes, 1 worker {seconds[1]:.1f} s ({20 / seconds[1]:.2f}/s), "
+        f"2 workers {seconds[2]:.1f} s ({20 / seconds[2]:.2f}/s): speedup {seconds[1] / seconds[2]:.2f}x "
+        f"on {os.cpu_count()} cores"
+    )

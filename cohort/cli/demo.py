@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from cohort import demo, roster
+from cohort.cli.roster import positive_int
 from cohort.forge.base import ForgeError
 from cohort.forge.template import TemplateError
 from cohort.store import StoreError
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--pairs",
-        type=int,
+        type=positive_int,
         default=len(demo.BEHAVIOURS),
         help=f"pairs to simulate, cycling through: {', '.join(demo.BEHAVIOURS)} (default: %(default)s)",
     )
@@ -34,7 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--all-days", action="store_true", help="grade every day that has graders (slow)"
     )
     p.add_argument(
-        "--workers", type=int, default=2, help="runner worker processes (default: %(default)s)"
+        "--workers",
+        type=positive_int,
+        default=2,
+        help="runner worker processes (default: %(default)s)",
     )
     p.add_argument(
         "--ref",

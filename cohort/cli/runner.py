@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from cohort import roster, runner
-from cohort.cli.roster import cohort_dir_option
+from cohort.cli.roster import cohort_dir_option, positive_int
 from cohort.forge.base import ForgeError
+from cohort.forge.template import TemplateError
 from cohort.store import StoreError
 
 
@@ -19,17 +20,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cohort.db. A job whose worker dies is graded again.",
     )
     cohort_dir_option(p)
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default: 1)")
     p.add_argument("--once", action="store_true", help="exit when the queue is empty")
     p.add_argument(
         "--lease",
         type=float,
         help="seconds a silent worker keeps its job (default: grading.lease_s)",
     )
-    p.set_defaults(run=run, errors=(roster.RosterError, ForgeError, StoreError))
+    p.set_defaults(run=run, errors=(roster.RosterError, ForgeError, TemplateError, StoreError))
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise roster.RosterError("--workers must be at least 1")
     return runner.run(roster.load(args.dir), args.workers, args.once, args.lease)
