@@ -194,7 +194,7 @@ def load_mesh(path: str | Path | None = None) -> Float[Tensor, "ntriangles 3 3"]
     Only two kinds of line matter: `v x y z` adds a vertex, `f i j k` a triangle of vertices i, j, k
     counted FROM 1 (a face entry may read `i/vt/vn`: keep the part before the first `/`). Ignore
     every other line (comments `#`, normals `vn`, groups ...). Gather with one indexing step:
-    triangles[n, k] = vertices[faces[n, k]].
+    triangles[n, k] = vertices[faces[n, k]], with faces counted from 0.
     """
     # BEGIN SOLUTION
     path = mesh_path() if path is None else Path(path)
