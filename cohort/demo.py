@@ -8,8 +8,8 @@ only a few fast days are graded, so it finishes in minutes on 2 cores.
 
 from __future__ import annotations
 
+import ast
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -25,7 +25,7 @@ from cohort.roster import WORKTREE
 BEHAVIOURS = ("solutions", "stubs", "partial", "hangs", "edited-tests")
 FAST_DAYS = 3  # days graded by default: w0_prep and the next fast ones
 FAST_BUDGET_S = 60
-TEST_TIMEOUT_S = 10  # so the pair whose code hangs costs seconds, not minutes
+TEST_TIMEOUT_S = 30  # the grader's default; the pair whose code hangs spends it once
 PASSING_TESTS = '''"""Edited by the pair: every test passes (the grader uses the trusted copy instead)."""
 
 
@@ -94,16 +94,37 @@ def rework(
     return build.stub_source("".join(out), path, day)
 
 
+def _cases(test: ast.FunctionDef) -> int:
+    """How many cases pytest makes of a test: the product of its literal parametrize lists."""
+    n = 1
+    for dec in test.decorator_list:
+        args = dec.args if isinstance(dec, ast.Call) else []
+        if (
+            getattr(dec, "func", None)
+            and getattr(dec.func, "attr", "") == "parametrize"
+            and len(args) >= 2
+        ):
+            n *= len(args[1].elts) if isinstance(args[1], ast.List | ast.Tuple) else 1
+    return n
+
+
 def least_tested(solution: str, tests: str) -> int:
-    """The region whose function the tests call least (but at least once): the cheapest to hang."""
+    """The region whose function the fewest test cases use (but some): the cheapest to hang,
+    since each of those cases runs until its timeout."""
     lines = solution.splitlines()
     names = [
         build.exercise_name(lines, i, m["indent"]).split(".")[-1]
         for i, line in enumerate(lines)
         if (m := build.BEGIN.match(line))
     ]
-    calls = [len(re.findall(rf"\b{re.escape(n)}\(", tests)) or 10**6 for n in names]
-    return calls.index(min(calls))
+    cost = dict.fromkeys(names, 0)
+    for node in ast.walk(ast.parse(tests)):
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+            used = {getattr(n, "attr", None) or getattr(n, "id", None) for n in ast.walk(node)}
+            for name in used & cost.keys():
+                cost[name] += _cases(node)
+    tested = [i for i, name in enumerate(names) if cost[name]] or [0]
+    return min(tested, key=lambda i: cost[names[i]])
 
 
 def day_files(mlab: Path, day: str) -> list[Path]:
@@ -209,7 +230,7 @@ def demo(
         git("commit", "--quiet", "-m", message, cwd=work, who=name)
         told = git("push", "--quiet", "origin", "HEAD", cwd=work, who=name)
         queued = next(
-            (ln.removeprefix("remote: ") for ln in told.splitlines() if "queued" in ln),
+            (ln.removeprefix("remote: ").strip() for ln in told.splitlines() if "queued" in ln),
             "not queued",
         )
         progress(f"      {name} ({behaviour}): {queued}")

@@ -123,10 +123,8 @@ class _Checker:
         self, table: dict, key: str, where: str, default: float, kind: type = float, low: float = 0
     ) -> Any:
         value = table.get(key, default)
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if kind is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        if not ok or value <= low:
+        types = int if kind is int else int | float
+        if not isinstance(value, types) or isinstance(value, bool) or value <= low:
             self.bad(
                 f"{where}.{key}",
                 f"must be {'an integer' if kind is int else 'a number'} above {low:g}, "
@@ -187,11 +185,9 @@ def _pairs(check: _Checker, doc: dict) -> tuple[Pair, ...]:
             )
         elif name:
             names[name.lower()] = i
-        people = (
-            check.strings(entry.get("members"), f"{where}.members") if "members" in entry else ()
-        )
-        if "members" not in entry:
-            check.bad(f"{where}.members", "missing")
+        people = check.strings(entry.get("members", []), f"{where}.members")
+        if not people and isinstance(entry.get("members", []), list):
+            check.bad(f"{where}.members", "must name at least one member")
         for person in people:
             if person.lower() in members:
                 check.bad(

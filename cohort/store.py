@@ -113,12 +113,14 @@ def migrate(db: sqlite3.Connection) -> list[str]:
     db.execute(
         "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
-    applied = []
+    done, applied = {row[0] for row in db.execute("SELECT name FROM migrations")}, []
     for name, sql in MIGRATIONS:
+        if name in done:
+            continue  # the common case takes no write lock
         with transaction(db):
             if db.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
                 continue
-            for statement in filter(str.strip, sql.split(";")):
+            for statement in filter(str.strip, sql.split(";")):  # no ";" inside a statement
                 db.execute(statement)
             db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now_iso()))
             applied.append(name)

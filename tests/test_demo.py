@@ -66,4 +66,8 @@ def test_partial_and_hanging_code_come_from_the_solution_markers():
     assert "return x" in half and 'raise NotImplementedError("g: see docs/w0_prep.md#g")' in half
     hang = demo.rework(solution, "m.py", "w0_prep", keep=lambda i: True, hang=1)
     assert "return x" in hang and "while True: pass" in hang and "2 * x" not in hang
-    assert demo.least_tested(solution, "m.f(1)\nm.g(1)\nm.f(2)\n") == 1
+    tests = (
+        "@pytest.mark.parametrize('x', [1, 2, 3])\ndef test_f(x):\n    assert m.f(x) == x\n\n\n"
+        "@pytest.mark.parametrize('x', [1, 2])\ndef test_g(x):\n    assert m.g(x) == 2 * x\n"
+    )
+    assert demo.least_tested(solution, tests) == 1

@@ -67,7 +67,7 @@ class LocalForge(Forge):
     def _seed(self, template: Template) -> Path:
         """The repository holding the template commit, made once."""
         seed = self.root / SEED
-        if (seed / "refs" / "heads" / BRANCH).exists():
+        if self.initial_commit(""):
             return seed
         partial = self.root / f"{SEED}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
@@ -153,8 +153,13 @@ class LocalForge(Forge):
         return str(self.path(pair))
 
     def initial_commit(self, pair: str) -> str | None:
-        ref = self.root / SEED / "refs" / "heads" / BRANCH
-        return ref.read_text().strip() if ref.exists() else None
+        """The same template commit for every pair (None before the first repository exists)."""
+        try:
+            return git(
+                "rev-parse", "--verify", "--quiet", f"refs/heads/{BRANCH}", git_dir=self.root / SEED
+            ).strip()
+        except ForgeError:
+            return None
 
     def branch_tips(self, pair: str) -> dict[str, str]:
         out = git(
