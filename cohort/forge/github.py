@@ -1,0 +1,421 @@
+"""The GitHub forge: one private repository per pair in an organization, generated from the
+cohort's template repository, with the pair as collaborators, the TAs as a team and main
+protected (changes arrive through reviewed pull requests).
+
+`cohort generate` first checks the token, makes the TA team and publishes the template snapshot
+to the template repository (its grading workflow filled in with the organizers' repository and
+pinned ref), then for each pair: generates the repository, invites the members with push access,
+gives the TA team push access and protects main. Every step is idempotent; what was applied to
+each repository is remembered in `forge-github.json`, so a re-run skips finished repositories and
+finishes the others. Settings come from `[forge.github]` in cohort.toml (see `OPTIONS`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from cohort.forge.base import CommitNotFound, Exported, Forge, ForgeError, RepoNotFound
+from cohort.forge.template import Template
+from cohort.github import auth
+from cohort.github import git as gitops
+from cohort.github.client import API_URL, Client, GitHubError, last_page
+from cohort.roster import Pair, Roster
+
+BRANCH = "main"
+CALLER = ".github/workflows/grade.yml"  # the pair's workflow; the organizers' has the same path
+STATE_FILE = "forge-github.json"
+SCOPES = ("repo", "workflow", "admin:org")  # create repos, push workflows, manage the TA team
+NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+REF = re.compile(r"^[A-Za-z0-9_./-]+$")
+SHA = re.compile(r"^[0-9a-f]{40}$")
+MAIN_WAIT_S = (1, 2, 4, 8, 16, 30)  # a generated repository's content appears after a moment
+
+
+@dataclass(frozen=True)
+class Settings:
+    """`[forge.github]` of cohort.toml."""
+
+    org: str  # the organization holding the pairs' repositories
+    grader_repository: str  # owner/name of the organizers' repository (the reusable workflow)
+    grader_ref: str  # the cohort's pinned ref of it: a tag, branch or commit
+    template_repo: str = "pair-template"  # in `org`; `cohort generate` creates and fills it
+    team: str = "tas"  # slug of the TA team, made if missing; gets push access to every pair
+    repo_prefix: str = ""  # pair repository = prefix + pair name
+    reviews: int = 1  # approving reviews a pull request into main needs
+    gpu: bool = True  # run the gpu/bench job of the grading workflow
+    gpu_runs_on: str = ""  # its runs-on as JSON, e.g. '["arc-gpu"]' (default: the workflow's)
+    api_url: str = API_URL
+    git_url: str = "https://github.com"
+    write_interval: float = 1.0  # seconds between write requests
+
+
+OPTIONS = {f.name: f.type for f in fields(Settings)}  # name -> type, as text
+KINDS = {"str": "a string", "int": "a whole number", "float": "a number", "bool": "true or false"}
+PATTERNS = {
+    "org": NAME,
+    "template_repo": NAME,
+    "repo_prefix": re.compile(r"^[A-Za-z0-9_.-]*$"),
+    "grader_repository": re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"),
+    "grader_ref": REF,
+    "team": re.compile(r"^[a-z0-9][a-z0-9-]*$"),
+}
+
+
+def _typed(value: Any, kind: str) -> bool:
+    if isinstance(value, bool):
+        return kind == "bool"
+    if kind in ("int", "float"):
+        return isinstance(value, int if kind == "int" else int | float) and value >= 0
+    return kind == "str" and isinstance(value, str)
+
+
+def settings(roster: Roster) -> Settings:
+    """The github backend's settings, or ForgeError with one line per problem."""
+    raw, where, problems = roster.forge.options, f"{roster.path}: forge.github", []
+    for key in sorted(raw.keys() - OPTIONS.keys()):
+        hint = difflib.get_close_matches(key, OPTIONS, n=1)
+        problems.append(
+            f"{where}.{key}: unknown setting" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        )
+    values = {}
+    for name, kind in OPTIONS.items():
+        if name not in raw:
+            continue
+        value = raw[name]
+        if not _typed(value, kind):
+            problems.append(f"{where}.{name}: must be {KINDS[kind]}, not {value!r}")
+        elif name in PATTERNS and not PATTERNS[name].match(value):
+            problems.append(f"{where}.{name}: {value!r} is not a valid {name}")
+        else:
+            values[name] = value
+    for name in ("org", "grader_repository", "grader_ref"):
+        if name not in raw:
+            problems.append(f"{where}.{name}: missing (see docs/github.md)")
+    if values.get("gpu_runs_on"):
+        try:
+            json.loads(values["gpu_runs_on"])
+        except ValueError:
+            problems.append(f"{where}.gpu_runs_on: must be JSON, e.g. '[\"arc-gpu\"]'")
+    if problems:
+        raise ForgeError("\n".join(problems))
+    return Settings(**values)
+
+
+def caller_workflow(text: str, s: Settings) -> str:
+    """The template's grading workflow with the organizers' repository and pinned ref filled in."""
+    lines = {
+        "uses": (
+            r"^([ \t]*uses:[ \t]*)\S+/\.github/workflows/grade\.yml@\S+[ \t]*$",
+            f"{s.grader_repository}/{CALLER}@{s.grader_ref}",
+        ),
+        "grader-repository": (r"^([ \t]*grader-repository:[ \t]*)\S+[ \t]*$", s.grader_repository),
+        "grader-ref": (r"^([ \t]*grader-ref:[ \t]*)\S+[ \t]*$", s.grader_ref),
+    }
+    for what, (pattern, value) in lines.items():
+        text, n = re.subn(pattern, lambda m, v=value: m.group(1) + v, text, flags=re.M)
+        if n != 1:
+            raise ForgeError(
+                f"template/{CALLER}: expected one `{what}:` line to fill in, found {n}"
+            )
+    indent = re.search(r"^([ \t]*)grader-ref:", text, flags=re.M).group(1)
+    extra = ([f"{indent}gpu: false"] if not s.gpu else []) + (
+        [f"{indent}gpu-runs-on: '{s.gpu_runs_on}'"] if s.gpu_runs_on else []
+    )
+    if extra:
+        text = re.sub(
+            r"^([ \t]*grader-ref:.*)$",
+            lambda m: "\n".join([m.group(1), *extra]),
+            text,
+            count=1,
+            flags=re.M,
+        )
+    return text
+
+
+def render(template: Path, dest: Path, s: Settings) -> Path:
+    """Copy the template snapshot to `dest` as a pair receives it (the caller filled in)."""
+    shutil.copytree(template, dest)
+    caller = dest / CALLER
+    if not caller.is_file():
+        raise ForgeError(f"{template}: no {CALLER}, so pushes would not be graded")
+    caller.write_text(caller_workflow(caller.read_text(), s))
+    return dest
+
+
+class GitHubForge(Forge):
+    def __init__(self, roster: Roster, client: Client | None = None):
+        self.roster, self.s = roster, settings(roster)
+        self.token = auth.find_token() if client is None else client.token
+        self.client = client or Client(self.token, self.s.api_url, self.s.write_interval)
+        self.state_path = roster.dir / STATE_FILE
+        self._prepared = False
+        self._initial: dict[str, str | None] = {}
+
+    # names and addresses
+    def repo_name(self, pair: str) -> str:
+        return f"{self.s.repo_prefix}{pair}"
+
+    def full_name(self, pair: str) -> str:
+        return f"{self.s.org}/{self.repo_name(pair)}"
+
+    def repo_url(self, pair: str) -> str:
+        return f"{self.s.git_url.rstrip('/')}/{self.full_name(pair)}"
+
+    def clone_url(self, full_name: str) -> str:
+        return f"{self.s.git_url.rstrip('/')}/{full_name}.git"
+
+    @property
+    def git_env(self) -> dict[str, str]:
+        return gitops.auth_env(self.token, self.s.git_url)
+
+    def render(self, template: Path, dest: Path) -> Path:
+        return render(template, dest, self.s)
+
+    # state of finished repositories
+    def _load_state(self) -> dict:
+        try:
+            return json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return {"repos": {}}
+        except ValueError as e:
+            raise ForgeError(
+                f"{self.state_path}: unreadable ({e}); delete it to re-apply"
+            ) from None
+
+    def _save_state(self, state: dict) -> None:
+        tmp = self.state_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self.state_path)
+
+    # checks and one-time setup
+    def preflight(self, scopes: tuple[str, ...], command: str) -> None:
+        """Check the roster's usernames and the token before anything is changed."""
+        bad = [
+            f"{self.roster.path}: pairs[{i}].members: {name!r} is not a GitHub username"
+            for i, pair in enumerate(self.roster.pairs)
+            for name in auth.bad_logins(pair.members)
+        ] + [
+            f"{self.roster.path}: cohort.tas: {name!r} is not a GitHub username"
+            for name in auth.bad_logins(self.roster.tas)
+        ]
+        if bad:
+            raise ForgeError("\n".join(bad))
+        auth.check(self.client, scopes, self.s.org, command)
+
+    def _prepare(self, template: Template) -> None:
+        if self._prepared:
+            return
+        self.preflight(SCOPES, "cohort generate")
+        self._ensure_team()
+        self.publish_template(template.path, f"Cohort template at {template.ref}")
+        self._prepared = True
+
+    def _ensure_team(self) -> None:
+        org, team = self.s.org, self.s.team
+        state = self._load_state()
+        if state.get("team") == {"slug": team, "members": sorted(self.roster.tas)}:
+            return
+        if self.client.request("GET", f"/orgs/{org}/teams/{team}", ok=(404,)).status == 404:
+            self.client.request(
+                "POST",
+                f"/orgs/{org}/teams",
+                {"name": team, "privacy": "closed", "description": "TAs of the cohort"},
+                ok=(422,),  # made meanwhile
+            )
+        for ta in self.roster.tas:
+            self.client.request(
+                "PUT", f"/orgs/{org}/teams/{team}/memberships/{ta}", {"role": "member"}
+            )
+        state["team"] = {"slug": team, "members": sorted(self.roster.tas)}
+        self._save_state(state)
+
+    def _existing(self, name: str) -> dict | None:
+        """The repository `org/name` (None if absent); a public one is refused."""
+        resp = self.client.request("GET", f"/repos/{self.s.org}/{name}", ok=(404,))
+        if resp.status == 404:
+            return None
+        repo = resp.json()
+        if not repo.get("private"):
+            raise ForgeError(
+                f"{self.s.org}/{name} exists and is public: make it private (self-hosted GPU "
+                "runners must serve private repositories only)"
+            )
+        return repo
+
+    def publish_template(self, files: Path, message: str) -> bool:
+        """Make the template repository hold `files` as rendered for pairs; True if it changed.
+
+        A new commit goes on top of its main (never a force push), only when the tree differs.
+        """
+        org, name = self.s.org, self.s.template_repo
+        repo = self._existing(name)
+        if repo is None:
+            self.client.request(
+                "POST",
+                f"/orgs/{org}/repos",
+                {"name": name, "private": True, "is_template": True, "auto_init": False},
+                ok=(422,),
+            )
+        elif not repo.get("is_template"):
+            self.client.request("PATCH", f"/repos/{org}/{name}", {"is_template": True})
+        url, env = self.clone_url(f"{org}/{name}"), self.git_env
+        with tempfile.TemporaryDirectory(prefix="cohort-template-") as tmp:
+            work = Path(tmp) / "repo.git"
+            gitops.run("init", "--bare", "--quiet", str(work))
+            head = gitops.out("ls-remote", url, f"refs/heads/{BRANCH}", env=env).split()
+            tree = gitops.write_tree(work, self.render(files, Path(tmp) / "files"))
+            parents = []
+            if head:
+                gitops.run("fetch", "--quiet", "--depth", "1", url, head[0], cwd=work, env=env)
+                if gitops.out("rev-parse", f"{head[0]}^{{tree}}", cwd=work) == tree:
+                    return False
+                parents = [head[0]]
+            commit = gitops.commit_tree(work, tree, message, *parents)
+            gitops.run("push", "--quiet", url, f"{commit}:refs/heads/{BRANCH}", cwd=work, env=env)
+        return True
+
+    # the Forge interface
+    def create_repo(self, pair: Pair, template: Template) -> bool:
+        self._prepare(template)
+        org, name = self.s.org, self.repo_name(pair.name)
+        created = self._existing(name) is None
+        if created:
+            resp = self.client.request(
+                "POST",
+                f"/repos/{org}/{self.s.template_repo}/generate",
+                {
+                    "owner": org,
+                    "name": name,
+                    "private": True,
+                    "include_all_branches": False,
+                    "description": f"{pair.name}: {', '.join(pair.members)}",
+                },
+                ok=(422,),
+            )
+            if resp.status == 422:
+                if "already exists" not in resp.message():
+                    raise GitHubError(f"cannot create {org}/{name}: {resp.message()}", 422)
+                created = False  # made by an earlier run GitHub had not shown yet
+        state = self._load_state()
+        want = {"members": sorted(pair.members), "team": self.s.team, "reviews": self.s.reviews}
+        if state["repos"].get(name) == want:
+            return created
+        for member in pair.members:
+            self.client.request(
+                "PUT", f"/repos/{org}/{name}/collaborators/{member}", {"permission": "push"}
+            )
+        self.client.request(
+            "PUT", f"/orgs/{org}/teams/{self.s.team}/repos/{org}/{name}", {"permission": "push"}
+        )
+        self._wait_for_main(name)
+        self.client.request(
+            "PUT",
+            f"/repos/{org}/{name}/branches/{BRANCH}/protection",
+            {
+                "required_status_checks": None,
+                "enforce_admins": False,
+                "required_pull_request_reviews": {
+                    "required_approving_review_count": self.s.reviews,
+                    "dismiss_stale_reviews": False,
+                },
+                "restrictions": None,
+                "allow_force_pushes": False,
+                "allow_deletions": False,
+            },
+        )
+        state["repos"][name] = want
+        self._save_state(state)
+        return created
+
+    def _wait_for_main(self, name: str) -> None:
+        path = f"/repos/{self.s.org}/{name}/branches/{BRANCH}"
+        for wait in (*MAIN_WAIT_S, None):
+            if self.client.request("GET", path, ok=(404,)).status != 404:
+                return
+            if wait is None:
+                break
+            self.client.sleep(wait)
+        raise ForgeError(
+            f"{self.s.org}/{name}: still no {BRANCH} branch after {sum(MAIN_WAIT_S)} s; "
+            "re-run `cohort generate`"
+        )
+
+    def repos(self) -> list[str]:
+        names = {r["name"] for r in self.client.paginate(f"/orgs/{self.s.org}/repos", type="all")}
+        return sorted(p.name for p in self.roster.pairs if self.repo_name(p.name) in names)
+
+    def _get(self, pair: str, path: str, **params: Any) -> Any:
+        try:
+            return self.client.request("GET", f"/repos/{self.full_name(pair)}{path}", params=params)
+        except GitHubError as e:
+            if e.status == 404:
+                raise RepoNotFound(
+                    f"{self.full_name(pair)}: not found (run `cohort generate`)"
+                ) from None
+            raise
+
+    def initial_commit(self, pair: str) -> str | None:
+        """The root commit of main (GitHub gives each generated repository its own)."""
+        if pair not in self._initial:
+            try:
+                first = self._get(pair, "/commits", sha=BRANCH, per_page=1)
+            except GitHubError as e:
+                if e.status != 409:  # 409: the repository is empty
+                    raise
+                return None
+            pages = last_page(first)
+            oldest = (
+                self._get(pair, "/commits", sha=BRANCH, per_page=1, page=pages)
+                if pages > 1
+                else first
+            )
+            self._initial[pair] = oldest.json()[0]["sha"]
+        return self._initial[pair]
+
+    def branch_tips(self, pair: str) -> dict[str, str]:
+        self._get(pair, "")
+        return {
+            f"refs/heads/{b['name']}": b["commit"]["sha"]
+            for b in self.client.paginate(f"/repos/{self.full_name(pair)}/branches")
+        }
+
+    def export(self, pair: str, commit: str, dest: Path) -> Exported:
+        repo = f"/repos/{self.full_name(pair)}"
+        resp = self.client.request("GET", f"{repo}/commits/{commit}", ok=(404, 422))
+        if resp.status != 200:
+            raise CommitNotFound(
+                f"{self.full_name(pair)}: no commit {commit[:12]} ({resp.message()})"
+            )
+        info = resp.json()
+        data = self.client.request("GET", f"{repo}/tarball/{info['sha']}").body
+        dest.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            members = [m for m in tar.getmembers() if "/" in m.name]
+            for m in members:
+                m.name = m.name.split("/", 1)[1]  # drop GitHub's `<owner>-<repo>-<sha>/`
+            tar.extractall(dest, members=[m for m in members if m.name], filter="data")
+        return Exported(info["sha"], info["commit"]["committer"]["date"])
+
+
+def connect(roster: Roster) -> GitHubForge:
+    return GitHubForge(roster)
+
+
+def require(roster: Roster, command: str) -> GitHubForge:
+    """The roster's GitHub forge, or ForgeError when the cohort uses another backend."""
+    if roster.forge.backend != "github":
+        raise ForgeError(
+            f"{roster.path}: forge.backend is {roster.forge.backend!r}; `{command}` needs "
+            'the github backend ([forge] backend = "github")'
+        )
+    return GitHubForge(roster)
