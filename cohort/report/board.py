@@ -53,13 +53,13 @@ class Board:
         )
         best: dict[str, float] = {}
         scale = sum(self.max_points.get(d, 0.0) for d in self.days) or 1.0
-        earned, points = 0.0, []
+        earned, points = 0.0, {}
         for pushed_at, day, score in events:
             if score > best.get(day, 0.0):
                 earned += score - best.get(day, 0.0)
                 best[day] = score
-            points.append((pushed_at, earned / scale))
-        return points
+            points[pushed_at] = earned / scale  # one point per push, after all its days
+        return list(points.items())
 
 
 def _day_order(day: str) -> tuple[int, str]:

@@ -20,7 +20,8 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 120
 h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
 table { border-collapse: collapse; } th, td { padding: 3px 8px; border: 1px solid #ddd; text-align: left; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-table.heat td.cell { text-align: center; min-width: 4.5em; }
+th { white-space: nowrap; } .scroll { overflow-x: auto; }
+table.heat { font-size: 12px; } table.heat td.cell { text-align: center; min-width: 3.6em; padding: 2px 4px; }
 table.heat td.cell a { color: #111; text-decoration: none; display: block; }
 td.none { background: #f4f4f4; color: #999; }
 pre { background: #f7f7f7; padding: .6em; overflow-x: auto; max-height: 30em; font-size: 12px; }
@@ -94,8 +95,8 @@ def heatmap(board: Board, schedule: dict[str, DaySchedule]) -> str:
             f'<td class="num">{got:g}/{total:g}</td></tr>'
         )
     return (
-        f'<table class="heat"><thead><tr><th>pair</th>{head}<th class="num">total</th></tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f'<div class="scroll"><table class="heat"><thead><tr><th>pair</th>{head}<th class="num">total</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
