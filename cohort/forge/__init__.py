@@ -33,9 +33,8 @@ class Generated:
 
 def generate(roster: Roster, progress: Callable[[str], None] = print) -> Generated:
     """Take the template snapshot and create every pair's repository; re-runs skip what exists."""
-    roster.dir.mkdir(parents=True, exist_ok=True)
+    forge = connect(roster)  # the backend checks its settings before anything is made
     snapshot = template_snapshot.take(roster.template, roster.dir)
-    forge = connect(roster)
     created, existing = [], []
     for i, pair in enumerate(roster.pairs, 1):
         made = forge.create_repo(pair, snapshot)
