@@ -8,20 +8,25 @@ ahead of the real ones; `log` records every request as (method, path).
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
 import zipfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from unittest import mock
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 TOKEN = "test-token"
+STATE = ("scopes", "users", "repos", "teams", "artifacts", "main_delay", "last_id")
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "gh",
     "GIT_AUTHOR_EMAIL": "gh@example.invalid",
@@ -58,7 +63,7 @@ class FakeGitHub:
         self.blob_auth: list[str | None] = []  # Authorization seen by the artifact storage host
         self.scripted: list[tuple[str, re.Pattern, int, dict, str]] = []
         self.main_delay: set[str] = set()  # generated repos whose main is not visible yet
-        self._ids = iter(range(1000, 10**9))
+        self.last_id = 999
         self._lock = threading.RLock()
         self.routes: list[tuple[str, re.Pattern, Callable]] = [
             (m, re.compile(f"^{p}$"), h)
@@ -140,7 +145,9 @@ class FakeGitHub:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self.thread.start()
         return self
 
@@ -160,6 +167,14 @@ class FakeGitHub:
         """Answer the next `times` requests matching `method` and the regex `path` with `status`."""
         for _ in range(times):
             self.scripted.append((method, re.compile(f"^{path}$"), status, headers or {}, message))
+
+    def state(self) -> dict:
+        """A copy of everything the fake holds but its git repositories."""
+        return copy.deepcopy({k: getattr(self, k) for k in STATE})
+
+    def load(self, state: dict) -> None:
+        for key, value in copy.deepcopy(state).items():
+            setattr(self, key, value)
 
     def writes(self) -> list[tuple[str, str]]:
         return [(m, p) for m, p in self.log if m != "GET"]
@@ -403,15 +418,16 @@ class FakeGitHub:
         event: str = "push",
         branch: str = "main",
         expired: bool = False,
+        run_id: int | None = None,
     ) -> dict:
         """A completed run of grade.yml whose artifacts hold `artifacts` (name -> results.json)."""
-        run_id = next(self._ids)
+        run_id = run_id or self.new_id()
         ids = []
         for name, doc in artifacts.items():
             buf = io.BytesIO()
             with zipfile.ZipFile(buf, "w") as z:
                 z.writestr("results.json", json.dumps(doc))
-            art_id = next(self._ids)
+            art_id = self.new_id()
             self.artifacts[art_id] = buf.getvalue()
             ids.append({"id": art_id, "name": name, "expired": expired})
         run = {
@@ -430,6 +446,10 @@ class FakeGitHub:
         }
         self.repo(repo)["runs"].insert(0, run)
         return run
+
+    def new_id(self) -> int:
+        self.last_id += 1
+        return self.last_id
 
     def runs(self, q, body, repo, wf):
         items = [
@@ -549,3 +569,39 @@ def roster_text(organizer: Path, fake: FakeGitHub, pairs: list[str], **github) -
         )
         + "\n"
     )
+
+
+def write_roster(cohort_dir: Path, organizer: Path, fake: FakeGitHub, pairs: list[str], **github):
+    from cohort import roster
+
+    cohort_dir.mkdir(parents=True, exist_ok=True)
+    (cohort_dir / roster.FILENAME).write_text(roster_text(organizer, fake, pairs, **github))
+    return roster.load(cohort_dir)
+
+
+def generated(root: Path, organizer: Path, pairs: list[str]) -> tuple[Path, list[str], dict]:
+    """Generate a cohort of `pairs` on a fake under `root` once; `cohort_copy` reuses it."""
+    from cohort import forge
+    from cohort.github.client import Client
+
+    with (
+        mock.patch.dict(os.environ, {"GITHUB_TOKEN": TOKEN}),
+        mock.patch.object(Client, "sleep", staticmethod(lambda s: None)),
+        FakeGitHub(root / "github") as fake,
+    ):
+        forge.generate(
+            write_roster(root / "cohort", organizer, fake, pairs), progress=lambda _: None
+        )
+        fake.main_delay.clear()
+        return root, pairs, fake.state()
+
+
+@contextmanager
+def cohort_copy(saved: tuple[Path, list[str], dict], tmp: Path, organizer: Path, **github):
+    """A fresh copy of a generated cohort and its fake GitHub: yields (fake, roster)."""
+    root, pairs, state = saved
+    shutil.copytree(root / "github", tmp / "github")
+    shutil.copytree(root / "cohort", tmp / "cohort")
+    with FakeGitHub(tmp / "github") as fake:
+        fake.load(state)
+        yield fake, write_roster(tmp / "cohort", organizer, fake, pairs, **github)

@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from cohort import __version__
-from cohort.cli import check, demo, forge, grade, roster, runner, store, summary, template
+from cohort.cli import check, collect, demo, forge, grade, roster, runner, store, summary, template
 
-COMMANDS = (template, grade, check, roster, forge, runner, store, summary, demo)
+COMMANDS = (template, grade, check, roster, forge, runner, store, summary, demo, collect)
 
 
 class UserError(Exception):

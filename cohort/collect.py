@@ -1,0 +1,299 @@
+"""`cohort collect --from github`: fetch the pairs' grading results from their workflow runs and
+store them as local mode does (`results/<pair>/<commit>.json`, then cohort.db).
+
+Nothing a pair's run produces is trusted by itself: a pair can edit its workflow and its
+artifacts. A result is stored only when
+1. the run is a push run of the pair repository's grade workflow that called the reusable
+   workflow `<grader_repository>/.github/workflows/grade.yml@<grader_ref>` and nothing else
+   (when the pinned ref is a commit, the resolved sha must be that commit);
+2. the workflow file at the run's commit is the one the cohort's template repository gives pairs
+   (so no other job of the run can have uploaded the artifact);
+3. results.json names the repository it was fetched from, the run's commit and run id, the job
+   its artifact belongs to and the pinned grader;
+4. every test's score agrees with its status and the totals add up from the tests.
+Anything else is reported as rejected, with the reason, and not stored.
+
+A run's `results-cpu` and (when the gpu job ran) `results-gpu` are merged into one document per
+commit: a test graded on the GPU replaces the CPU job's skip.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import statistics
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from cohort import store
+from cohort.forge.github import CALLER, SHA, GitHubForge
+from cohort.github.client import GitHubError
+from cohort.grading import results
+from cohort.roster import Roster
+
+ARTIFACTS = {"cpu": "results-cpu", "gpu": "results-gpu"}
+MAX_RESULTS_BYTES = 64 * 2**20
+EPS = 1e-6
+
+
+class Rejected(Exception):
+    """A run or its results cannot be trusted; the message says why."""
+
+
+@dataclass
+class Collected:
+    stored: list[str] = field(default_factory=list)  # "<pair> <commit>"
+    known: int = 0  # results already in the store
+    rejected: list[str] = field(default_factory=list)  # one line each: pair, run, reason
+    problems: list[str] = field(default_factory=list)  # pairs that could not be looked at
+
+
+def trusted_workflow(forge: GitHubForge) -> str:
+    return f"{forge.s.grader_repository}/{CALLER}@{forge.s.grader_ref}"
+
+
+def check_run(run: dict, full_name: str, trusted: str, pinned_sha: str | None) -> None:
+    """Rules 1 (and the repository) for one workflow run."""
+    if run.get("event") != "push":
+        raise Rejected(f"a {run.get('event')!r} run, not a push run")
+    if (run.get("repository") or {}).get("full_name", "").lower() != full_name.lower():
+        raise Rejected(f"the run belongs to {run.get('repository', {}).get('full_name')!r}")
+    if run.get("path", "").split("@")[0] != CALLER:
+        raise Rejected(f"the run is of {run.get('path')!r}, not {CALLER}")
+    called = run.get("referenced_workflows") or []
+    if not called:
+        raise Rejected(f"the run did not call {trusted}")
+    for ref in called:
+        if ref.get("path") != trusted:
+            raise Rejected(f"the run called {ref.get('path')!r}, not {trusted}")
+        if pinned_sha and ref.get("sha") != pinned_sha:
+            raise Rejected(f"the run used {trusted} at {ref.get('sha')}, not the pinned commit")
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Rejected(f"malformed results.json: {what} is {value!r}")
+    return float(value)
+
+
+def totals(tests: list[dict]) -> tuple[float, float, dict[str, dict]]:
+    """Score, max score and per-day totals recomputed from `tests` (skipped tests count nothing)."""
+    days: dict[str, dict] = defaultdict(
+        lambda: {"score": 0.0, "max_score": 0.0, "passed": 0, "total": 0}
+    )
+    for t in tests:
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str):
+            raise Rejected(f"malformed results.json: test entry {t!r}")
+        score = _number(t.get("score"), f"the score of {t['name']}")
+        max_score = _number(t.get("max_score"), f"the max_score of {t['name']}")
+        status = t.get("status")
+        expected = max_score if status == "passed" else 0.0
+        if status not in ("passed", "failed", "skipped") or abs(score - expected) > EPS:
+            raise Rejected(
+                f"test {t['name']} has score {score:g} of {max_score:g} but status {status!r}"
+            )
+        if status == "skipped":
+            if max_score:
+                raise Rejected(f"skipped test {t['name']} has max_score {max_score:g}")
+            continue
+        day = days[(t.get("tags") or [""])[0]]
+        day["score"] += score
+        day["max_score"] += max_score
+        day["total"] += 1
+        day["passed"] += status == "passed"
+    score = sum(d["score"] for d in days.values())
+    return score, sum(d["max_score"] for d in days.values()), dict(days)
+
+
+def check_results(doc: object, job: str, full_name: str, run: dict, forge: GitHubForge) -> dict:
+    """Rules 3 and 4 for one artifact's results.json; returns it."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("tests"), list):
+        raise Rejected("malformed results.json: no tests[]")
+    extra = doc.get("extra_data")
+    if not isinstance(extra, dict):
+        raise Rejected("malformed results.json: no extra_data")
+    expected = {
+        "repo": full_name,
+        "commit": run["head_sha"],
+        "run_id": str(run["id"]),
+        "job": job,
+        "grader_repository": forge.s.grader_repository,
+        "grader_ref": forge.s.grader_ref,
+    }
+    for key, want in expected.items():
+        got = extra.get(key)
+        same = str(got).lower() == want.lower() if key == "repo" else str(got) == want
+        if not same:
+            raise Rejected(f"{ARTIFACTS[job]}: extra_data.{key} is {got!r}, expected {want!r}")
+    score, max_score, days = totals(doc["tests"])
+    claimed = (_number(doc.get("score"), "score"), _number(doc.get("max_score"), "max_score"))
+    if abs(claimed[0] - score) > EPS or abs(claimed[1] - max_score) > EPS:
+        raise Rejected(
+            f"{ARTIFACTS[job]}: score {claimed[0]:g}/{claimed[1]:g} does not add up from its "
+            f"tests ({score:g}/{max_score:g})"
+        )
+    for day, want in days.items():
+        got = (extra.get("days") or {}).get(day) or {}
+        if any(abs(_number(got.get(k, -1), f"days.{day}.{k}") - want[k]) > EPS for k in want):
+            raise Rejected(f"{ARTIFACTS[job]}: extra_data.days.{day} does not add up")
+    return doc
+
+
+def merge(cpu: dict, gpu: dict | None) -> dict:
+    """One document for a commit: the GPU job's graded tests replace the CPU job's entries."""
+    if gpu is None:
+        return cpu
+    on_gpu = {t["name"]: t for t in gpu["tests"] if t["status"] != "skipped"}
+    tests = [on_gpu.get(t["name"], t) for t in cpu["tests"]]
+    tests += [t for name, t in on_gpu.items() if name not in {t["name"] for t in cpu["tests"]}]
+    bench = [b for b in cpu["extra_data"].get("benchmarks", []) if b.get("test") not in on_gpu]
+    bench += [b for b in gpu["extra_data"].get("benchmarks", []) if b.get("test") in on_gpu]
+    speedups = [b["speedup"] for b in bench if b.get("speedup", 0) > 0]
+    score, max_score, days = totals(tests)
+    return {
+        **cpu,
+        "score": score,
+        "max_score": max_score,
+        "output": f"Points {score:g}/{max_score:g}",
+        "execution_time": cpu.get("execution_time", 0) + gpu.get("execution_time", 0),
+        "tests": tests,
+        "leaderboard": [
+            {
+                "name": f"{b['name']} {b['shape']} speedup",
+                "value": round(b["speedup"], 3),
+                "order": "desc",
+            }
+            for b in bench
+        ],
+        "extra_data": {
+            **cpu["extra_data"],
+            "job": "cpu+gpu",
+            "runner": gpu["extra_data"].get("runner"),
+            "days": days,
+            "benchmarks": bench,
+            "benchmark_geomean_speedup": statistics.geometric_mean(speedups) if speedups else None,
+        },
+    }
+
+
+def _stamp(iso: str) -> str:
+    """GitHub's `2026-01-05T10:00:00Z` in the store's format."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Collector:
+    def __init__(self, roster: Roster, forge: GitHubForge, progress: Callable[[str], None]):
+        self.roster, self.forge, self.progress = roster, forge, progress
+        self.client = forge.client
+        self.trusted = trusted_workflow(forge)
+        self.pinned_sha = forge.s.grader_ref if SHA.match(forge.s.grader_ref) else None
+        template = f"{forge.s.org}/{forge.s.template_repo}"
+        self.caller_sha = self.client.get(f"/repos/{template}/contents/{CALLER}")["sha"]
+
+    def artifact(self, full_name: str, run: dict, job: str) -> dict | None:
+        """The results.json of the run's artifact for `job` (None when the job made none)."""
+        listing = self.client.get(f"/repos/{full_name}/actions/runs/{run['id']}/artifacts")
+        found = [a for a in listing.get("artifacts", []) if a.get("name") == ARTIFACTS[job]]
+        if not found:
+            return None
+        if found[0].get("expired"):
+            raise Rejected(f"{ARTIFACTS[job]} has expired")
+        data = self.client.request(
+            "GET", f"/repos/{full_name}/actions/artifacts/{found[0]['id']}/zip"
+        ).body
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                info = z.getinfo("results.json")
+                if info.file_size > MAX_RESULTS_BYTES:
+                    raise Rejected(f"{ARTIFACTS[job]}: results.json is {info.file_size} bytes")
+                return json.loads(z.read(info))
+        except (zipfile.BadZipFile, KeyError, ValueError) as e:
+            raise Rejected(f"{ARTIFACTS[job]}: no readable results.json ({e})") from None
+
+    def verified(self, pair: str, full_name: str, run: dict) -> dict:
+        """The run's merged, checked results document, or Rejected."""
+        check_run(run, full_name, self.trusted, self.pinned_sha)
+        caller = self.client.request(
+            "GET",
+            f"/repos/{full_name}/contents/{CALLER}",
+            params={"ref": run["head_sha"]},
+            ok=(404,),
+        )
+        if caller.status == 404 or caller.json().get("sha") != self.caller_sha:
+            raise Rejected(f"{CALLER} at {run['head_sha'][:10]} is not the cohort's")
+        docs = {}
+        for job in ARTIFACTS:
+            doc = self.artifact(full_name, run, job)
+            docs[job] = doc and check_results(doc, job, full_name, run, self.forge)
+        if docs["cpu"] is None:
+            raise Rejected(f"no {ARTIFACTS['cpu']} artifact")
+        doc = merge(docs["cpu"], docs["gpu"])
+        doc["extra_data"].update(
+            pair=pair,
+            ref=f"refs/heads/{run.get('head_branch')}",
+            pushed_at=_stamp(run["created_at"]),
+            run_url=run.get("html_url"),
+            collected_at=store.now_iso(),
+        )
+        return doc
+
+    def pair(self, pair: str, runs: int, db, done: Collected) -> None:
+        full_name = self.forge.full_name(pair)
+        listing = self.client.get(
+            f"/repos/{full_name}/actions/workflows/{Path(CALLER).name}/runs",
+            event="push",
+            status="completed",
+            per_page=runs,
+        )
+        seen = set()
+        for run in listing.get("workflow_runs", []):
+            commit = run.get("head_sha", "")
+            if commit in seen or not SHA.match(commit):
+                continue
+            seen.add(commit)
+            rel = store.results_path(pair, commit)
+            path = self.roster.dir / rel
+            if path.exists():  # stored before; make sure the database has it too
+                try:
+                    new = store.add_result(db, results.load(path), rel)
+                except ValueError as e:
+                    done.problems.append(f"{pair}: {e}")
+                    continue
+                done.known += not new
+                done.stored += [f"{pair} {commit}"] * new
+                continue
+            try:
+                doc = self.verified(pair, full_name, run)
+            except Rejected as e:
+                done.rejected.append(f"{pair} run {run.get('id')} ({commit[:10]}): {e}")
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(doc, indent=2) + "\n")
+            os.replace(tmp, path)
+            store.add_result(db, doc, rel)
+            done.stored.append(f"{pair} {commit}")
+            self.progress(f"{pair}: stored {commit[:10]} {doc['score']:g}/{doc['max_score']:g}")
+
+
+def collect(
+    roster: Roster, forge: GitHubForge, runs: int = 20, progress: Callable[[str], None] = print
+) -> Collected:
+    """Look at the newest `runs` completed push runs of each pair; store what passes the checks."""
+    forge.preflight(("repo",), "cohort collect")
+    collector, done = Collector(roster, forge, progress), Collected()
+    db = store.connect(roster.dir)
+    try:
+        for pair in roster.pairs:
+            try:
+                collector.pair(pair.name, runs, db, done)
+            except GitHubError as e:
+                done.problems.append(f"{pair.name}: {e}")
+    finally:
+        db.close()
+    return done
