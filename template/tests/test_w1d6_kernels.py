@@ -105,8 +105,10 @@ def run_checked(
 
 
 def sum_tol(shape: tuple) -> tuple[float, float]:
-    """fp32 sums of n standard normals drift by ~sqrt(n) ulps; fp16 inputs by ~100x more."""
-    return 2e-5 * math.sqrt(shape[-1]), 1e-5
+    """Sums of n standard normals: fp32 rounding drifts by ~eps * n at worst (a long serial sum);
+    fp16 inputs alone are off by ~2e-4 * sqrt(n), 10x more for the sizes graded on CPU."""
+    n = shape[-1]
+    return 2e-5 * math.sqrt(n) + 1e-7 * n, 1e-5
 
 
 def matmul_tol(shape: tuple) -> tuple[float, float]:
@@ -174,7 +176,7 @@ EXERCISES = [
     ),
     Exercise(
         "numba.softmax_rows", nb, "softmax_rows_kernel", lambda s: (randn(*s, scale=3.0),),
-        lambda x: torch.softmax(x.double(), -1), (2, 129), tol=lambda s: (1e-7, 1e-5),
+        lambda x: torch.softmax(x.double(), -1), (1, 129), tol=lambda s: (1e-7, 1e-5),
         reference=lambda x: torch.softmax(x, -1), bytes_moved=lambda s: 2 * F32 * s[0] * s[1],
         bench_shapes=((4096, 1024), (1024, 8192)),
     ),
@@ -282,7 +284,7 @@ def test_sum_all(n):
 
 
 @points(2)
-@pytest.mark.parametrize("shape", [(5, 129), (2, 1025)], ids=str)
+@pytest.mark.parametrize("shape", [(3, 129), (2, 1025)], ids=str)
 def test_softmax_rows(shape):
     run_checked(EX["numba.softmax_rows"], shape)
 
@@ -315,7 +317,7 @@ def test_histogram_is_atomic():
 
 
 @points(2)
-@pytest.mark.parametrize("shape", [(17, 33, 19), (5, 9, 40)], ids=str)
+@pytest.mark.parametrize("shape", [(17, 20, 9), (5, 9, 40)], ids=str)
 def test_matmul(shape):
     run_checked(EX["numba.matmul"], shape)
 

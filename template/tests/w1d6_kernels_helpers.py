@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -106,6 +107,25 @@ def spying(module, kernel: str, run: bool = True) -> Iterator[LaunchSpy]:
         setattr(module, kernel, original)
 
 
+def _simulator() -> SimpleNamespace | None:
+    """The parts of Numba's CUDA simulator the checks below instrument; None on a real GPU, or
+    when the simulator is not laid out as expected (the checks are then skipped, not failed)."""
+    if not SIMULATED:
+        return None
+    try:
+        from numba.cuda.simulator import kernelapi
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+        from numba.cuda.simulator.kernel import BlockThread
+    except ImportError:
+        return None
+    needed = ("FakeCUDAShared", "numpy_support", "types", "addlock")
+    if not all(hasattr(kernelapi, name) for name in needed):
+        return None
+    return SimpleNamespace(
+        kernelapi=kernelapi, FakeCUDAArray=FakeCUDAArray, BlockThread=BlockThread
+    )
+
+
 @contextmanager
 def interleaved_threads() -> Iterator[None]:
     """Make the simulator's threads take turns between reading and writing memory.
@@ -115,14 +135,11 @@ def interleaved_threads() -> Iterator[None]:
     device array lets other threads run (except during an atomic operation, which holds a lock),
     so unsynchronized updates get lost as they would on hardware. Does nothing on a real GPU.
     """
-    try:
-        from numba.cuda.simulator import kernelapi
-        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
-    except ImportError:  # a simulator laid out differently: run as is
-        FakeCUDAArray = None
-    if not SIMULATED or FakeCUDAArray is None:
+    simulator = _simulator()
+    if simulator is None:
         yield
         return
+    kernelapi, FakeCUDAArray = simulator.kernelapi, simulator.FakeCUDAArray
     read = FakeCUDAArray.__getitem__
 
     def read_then_yield(self, index):
@@ -231,17 +248,13 @@ def _thread_index(thread, thread_id: int) -> list[int]:
 def racecheck() -> Iterator[None]:
     """Check every simulated shared-memory access for races (see RaceCheckedArray). Does nothing
     on a real GPU, or when the simulator's internals are not the expected ones."""
-    try:
-        from numba.cuda.simulator import kernelapi
-        from numba.cuda.simulator.kernel import BlockThread
-
-        allocate, sync = kernelapi.FakeCUDAShared.array, BlockThread.syncthreads
-        as_dtype = kernelapi.numpy_support.as_dtype
-    except (ImportError, AttributeError):
-        allocate = None
-    if not SIMULATED or allocate is None:
+    simulator = _simulator()
+    if simulator is None:
         yield
         return
+    kernelapi, BlockThread = simulator.kernelapi, simulator.BlockThread
+    allocate, sync = kernelapi.FakeCUDAShared.array, BlockThread.syncthreads
+    as_dtype = kernelapi.numpy_support.as_dtype
 
     def array(self, shape, dtype, alignment=None):
         if shape == 0 or alignment is not None:  # dynamic shared memory: left unchecked
