@@ -54,6 +54,7 @@ class LocalForge(Forge):
     def __init__(self, cohort_dir: Path):
         self.cohort_dir = cohort_dir.resolve()
         self.root = self.cohort_dir / FORGE_DIR
+        self._seeded = False
 
     def path(self, pair: str) -> Path:
         return self.root / f"{pair}.git"
@@ -67,7 +68,8 @@ class LocalForge(Forge):
     def _seed(self, template: Template) -> Path:
         """The repository holding the template commit, made once."""
         seed = self.root / SEED
-        if self.initial_commit(""):
+        if self._seeded or self.initial_commit(""):
+            self._seeded = True
             return seed
         partial = self.root / f"{SEED}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
@@ -97,11 +99,12 @@ class LocalForge(Forge):
         (partial / "cohort-index").unlink()
         shutil.rmtree(seed, ignore_errors=True)
         partial.rename(seed)
+        self._seeded = True
         return seed
 
-    def install_hook(self, pair: str) -> bool:
+    def install_hook(self, repo: Path, pair: str) -> bool:
         """Write the post-receive hook (again, if the cohort moved or Python changed); True if new."""
-        hook = self.path(pair) / "hooks" / "post-receive"
+        hook = repo / "hooks" / "post-receive"
         text = HOOK.format(
             src=shlex.quote(str(Path(cohort.__file__).resolve().parents[1])),
             python=shlex.quote(sys.executable),
@@ -118,26 +121,21 @@ class LocalForge(Forge):
     def create_repo(self, pair: Pair, template: Template) -> bool:
         final = self.path(pair.name)
         if (final / "HEAD").exists():
-            self.install_hook(pair.name)
+            self.install_hook(final, pair.name)
             return False
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(f".{pair.name}.git.partial-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        seed = self._seed(template)
         partial = self.root / f".{pair.name}.git.partial-{os.getpid()}"
-        git("init", "--bare", "--quiet", f"--initial-branch={BRANCH}", str(partial))
-        git(
-            "fetch",
-            "--quiet",
-            str(seed),
-            f"refs/heads/{BRANCH}:refs/heads/{BRANCH}",
-            git_dir=partial,
-        )
+        shutil.copytree(
+            self._seed(template), partial
+        )  # a bare repository is files: main at the template
         (partial / "description").write_text(f"{pair.name}: {', '.join(pair.members)}\n")
-        git("config", "receive.denyDeleteCurrent", "true", git_dir=partial)
+        with (partial / "config").open("a") as config:
+            config.write("[receive]\n\tdenyDeleteCurrent = true\n")
         (partial / "git-daemon-export-ok").touch()  # `cohort serve` exports pair repositories only
+        self.install_hook(partial, pair.name)
         partial.rename(final)
-        self.install_hook(pair.name)
         return True
 
     def repos(self) -> list[str]:
