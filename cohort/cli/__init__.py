@@ -6,9 +6,21 @@ import argparse
 import sys
 
 from cohort import __version__
-from cohort.cli import check, collect, demo, forge, grade, roster, runner, store, summary, template
+from cohort.cli import (
+    check,
+    collect,
+    demo,
+    forge,
+    grade,
+    roster,
+    runner,
+    store,
+    summary,
+    sync,
+    template,
+)
 
-COMMANDS = (template, grade, check, roster, forge, runner, store, summary, demo, collect)
+COMMANDS = (template, grade, check, roster, forge, runner, store, summary, demo, collect, sync)
 
 
 class UserError(Exception):

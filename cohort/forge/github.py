@@ -198,7 +198,7 @@ class GitHubForge(Forge):
         os.replace(tmp, self.state_path)
 
     # checks and one-time setup
-    def preflight(self, scopes: tuple[str, ...], command: str) -> None:
+    def preflight(self, scopes: tuple[str, ...], command: str, why: str = "") -> None:
         """Check the roster's usernames and the token before anything is changed."""
         bad = [
             f"{self.roster.path}: pairs[{i}].members: {name!r} is not a GitHub username"
@@ -210,7 +210,7 @@ class GitHubForge(Forge):
         ]
         if bad:
             raise ForgeError("\n".join(bad))
-        auth.check(self.client, scopes, self.s.org, command)
+        auth.check(self.client, scopes, self.s.org, command, why)
 
     def _prepare(self, template: Template) -> None:
         if self._prepared:

@@ -46,8 +46,11 @@ def granted(header: str) -> set[str]:
     return set().union(*(IMPLIES.get(s, {s}) for s in named))
 
 
-def check(client: Client, scopes: Iterable[str], org: str, command: str) -> None:
-    """Raise AuthError unless the token works, has `scopes` (when GitHub says) and sees `org`."""
+def check(client: Client, scopes: tuple[str, ...], org: str, command: str, why: str = "") -> None:
+    """Raise AuthError unless the token works, has `scopes` (when GitHub says) and sees `org`.
+
+    `why` says what needs the scopes, e.g. "to push .github/workflows".
+    """
     try:
         resp = client.request("GET", "/user")
     except GitHubError as e:
@@ -62,7 +65,8 @@ def check(client: Client, scopes: Iterable[str], org: str, command: str) -> None
         missing = [s for s in scopes if s not in granted(header)]
         if missing:
             raise AuthError(
-                f"`{command}` needs a GitHub token with the {', '.join(missing)} scope(s); this "
+                f"`{command}` needs a GitHub token with the {', '.join(missing)} scope(s)"
+                f"{f' {why}' if why else ''}; this "
                 f"one has {header.strip() or 'none'} (run `gh auth refresh -s "
                 f"{','.join(missing)}` or make a token with {', '.join(scopes)})"
             )
