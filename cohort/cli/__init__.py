@@ -12,6 +12,7 @@ from cohort.cli import (
     demo,
     forge,
     grade,
+    review,
     roster,
     runner,
     store,
@@ -20,7 +21,20 @@ from cohort.cli import (
     template,
 )
 
-COMMANDS = (template, grade, check, roster, forge, runner, store, summary, demo, collect, sync)
+COMMANDS = (
+    template,
+    grade,
+    check,
+    roster,
+    forge,
+    runner,
+    store,
+    summary,
+    demo,
+    collect,
+    sync,
+    review,
+)
 
 
 class UserError(Exception):
