@@ -11,7 +11,8 @@ artifacts. A result is stored only when
 3. results.json names the repository it was fetched from, the run's commit and run id, the job
    its artifact belongs to and the pinned grader;
 4. every test's score agrees with its status and the totals add up from the tests.
-Anything else is reported as rejected, with the reason, and not stored.
+Anything else is reported as rejected, with the reason, and not stored. Runs that left no
+results (cancelled, failed before grading, artifacts expired) are listed apart.
 
 A run's `results-cpu` and (when the gpu job ran) `results-gpu` are merged into one document per
 commit: a test graded on the GPU replaces the CPU job's skip.
@@ -45,11 +46,16 @@ class Rejected(Exception):
     """A run or its results cannot be trusted; the message says why."""
 
 
+class NoResults(Exception):
+    """The run left no results to look at (cancelled, failed before grading, expired)."""
+
+
 @dataclass
 class Collected:
     stored: list[str] = field(default_factory=list)  # "<pair> <commit>"
     known: int = 0  # results already in the store
     rejected: list[str] = field(default_factory=list)  # one line each: pair, run, reason
+    incomplete: list[str] = field(default_factory=list)  # runs without results, and why
     problems: list[str] = field(default_factory=list)  # pairs that could not be looked at
 
 
@@ -202,7 +208,7 @@ class Collector:
         if not found:
             return None
         if found[0].get("expired"):
-            raise Rejected(f"{ARTIFACTS[job]} has expired")
+            raise NoResults(f"{ARTIFACTS[job]} has expired")
         data = self.client.request(
             "GET", f"/repos/{full_name}/actions/artifacts/{found[0]['id']}/zip"
         ).body
@@ -231,7 +237,7 @@ class Collector:
             doc = self.artifact(full_name, run, job)
             docs[job] = doc and check_results(doc, job, full_name, run, self.forge)
         if docs["cpu"] is None:
-            raise Rejected(f"no {ARTIFACTS['cpu']} artifact")
+            raise NoResults(f"no {ARTIFACTS['cpu']} artifact ({run.get('conclusion')})")
         doc = merge(docs["cpu"], docs["gpu"])
         doc["extra_data"].update(
             pair=pair,
@@ -271,6 +277,9 @@ class Collector:
                 doc = self.verified(pair, full_name, run)
             except Rejected as e:
                 done.rejected.append(f"{pair} run {run.get('id')} ({commit[:10]}): {e}")
+                continue
+            except NoResults as e:
+                done.incomplete.append(f"{pair} run {run.get('id')} ({commit[:10]}): {e}")
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")

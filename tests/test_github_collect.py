@@ -173,7 +173,6 @@ def passed_everything(doc: dict) -> dict:
         ("edited_score", "score 3/3 does not add up from its tests (1/3)"),
         ("edited_status", "extra_data.days.w0_prep does not add up"),
         ("edited_caller", ".github/workflows/grade.yml at"),
-        ("missing_cpu", "no results-cpu artifact"),
     ],
 )
 def test_forged_results_are_rejected(cohort, fake, forgery, reason, capsys):
@@ -206,8 +205,6 @@ def test_forged_results_are_rejected(cohort, fake, forgery, reason, capsys):
             doc = edited_score(doc)
         if forgery == "edited_status":
             doc = passed_everything(doc)
-        if forgery == "missing_cpu":
-            return {"results-gpu": graded("alpha", commit, run_id, job="gpu")}
         return {"results-cpu": doc}
 
     run_with(fake, "alpha", docs, uses=uses, commit=commit)
@@ -233,6 +230,17 @@ def test_only_push_runs_count_and_a_pinned_commit_must_match(cohort, fake, tmp_p
     )
     assert "not the pinned commit" in got.rejected[0] and not got.stored
     assert alpha
+
+
+def test_runs_without_results_are_listed_not_rejected(cohort, fake, capsys):
+    commit = tip(fake, "alpha")
+    run_with(fake, "alpha", lambda rid: {"results-gpu": graded("alpha", commit, rid, job="gpu")})
+    run_with(fake, "beta")["_artifacts"][0]["expired"] = True
+    assert main(["collect", "--dir", str(cohort.dir)]) == 0
+    out = capsys.readouterr().out
+    assert "no results: alpha run" in out and "no results-cpu artifact (success)" in out
+    assert "no results: beta run" in out and "results-cpu has expired" in out
+    assert "0 rejected, 2 runs without results" in out
 
 
 def test_a_stored_file_missing_from_the_database_is_added_back(cohort, fake):

@@ -43,10 +43,13 @@ def run(args: argparse.Namespace) -> int:
     done = collect.collect(cohort, github.require(cohort, "cohort collect"), args.runs)
     for line in done.problems:
         print(f"problem: {line}")
+    for line in done.incomplete:
+        print(f"no results: {line}")
     for line in done.rejected:
         print(f"rejected: {line}")
     print(
         f"{len(done.stored)} results stored, {done.known} already stored, "
-        f"{len(done.rejected)} rejected, {len(done.problems)} pairs with problems"
+        f"{len(done.rejected)} rejected, {len(done.incomplete)} runs without results, "
+        f"{len(done.problems)} pairs with problems"
     )
     return 1 if done.rejected else 0

@@ -1,0 +1,82 @@
+"""Every workflow file (this repository's, the pair template's caller, and the caller as
+`cohort generate` fills it in) passes GitHub's workflow schema; scripts never paste `${{ }}`
+expressions; the dashboard workflow has least-privilege permissions."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cohort.forge.github import Settings, caller_workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted(
+    [*ROOT.glob(".github/workflows/*.yml"), *ROOT.glob("template/.github/workflows/*.yml")]
+)
+CHECKER = shutil.which("check-jsonschema")
+
+
+def schema_check(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHECKER, "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+    )
+
+
+def filled_caller(tmp_path: Path) -> Path:
+    settings = Settings(
+        org="o", grader_repository="mlab-org/mlab", grader_ref="v1", gpu_runs_on='["arc-gpu"]'
+    )
+    text = (ROOT / "template" / ".github" / "workflows" / "grade.yml").read_text()
+    path = tmp_path / "grade.yml"
+    path.write_text(caller_workflow(text, settings))
+    return path
+
+
+@pytest.mark.skipif(CHECKER is None, reason="check-jsonschema is not installed (pip: [dev])")
+@pytest.mark.parametrize("name", [p.relative_to(ROOT).as_posix() for p in WORKFLOWS])
+def test_workflow_passes_the_schema(name):
+    proc = schema_check(ROOT / name)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(CHECKER is None, reason="check-jsonschema is not installed (pip: [dev])")
+def test_the_filled_in_caller_passes_the_schema(tmp_path):
+    path = filled_caller(tmp_path)
+    assert "uses: mlab-org/mlab/.github/workflows/grade.yml@v1" in path.read_text()
+    proc = schema_check(path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("name", [p.relative_to(ROOT).as_posix() for p in WORKFLOWS])
+def test_scripts_take_expressions_from_the_environment(name):
+    yaml = pytest.importorskip("yaml")
+    jobs = yaml.safe_load((ROOT / name).read_text()).get("jobs", {})
+    for job in jobs.values():
+        for step in job.get("steps", []):
+            assert not re.search(r"\$\{\{", step.get("run", "")), (
+                f"{name}: step {step.get('name')!r} pastes an expression into its script; "
+                "pass it through env:"
+            )
+
+
+def test_summary_workflow_is_scheduled_and_least_privileged():
+    yaml = pytest.importorskip("yaml")
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "cohort-summary.yml").read_text())
+    triggers = flow[True]  # YAML 1.1 reads the key `on` as True
+    assert set(triggers) == {"schedule", "workflow_dispatch"}
+    assert flow["permissions"] == {}
+    assert flow["jobs"]["build"]["permissions"] == {"contents": "read"}
+    assert flow["jobs"]["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
+    uses = [s.get("uses", "") for j in flow["jobs"].values() for s in j["steps"]]
+    assert "actions/upload-pages-artifact@v3" in uses and "actions/deploy-pages@v4" in uses
+    steps = flow["jobs"]["build"]["steps"]
+    secrets = [s for s in steps if "secrets." in str(s.get("env", {}))]
+    assert [s["name"] for s in secrets] == [
+        "Collect the pairs' results"
+    ]  # the token goes there only
