@@ -4,7 +4,7 @@ Run from the repository root: `python docs/scripts/w2d5_data_parallel.py` (or `n
 
 The ring figure runs the solution's `ring_reduce_scatter` and `ring_all_gather` for 4 ranks, one
 thread per rank, with a stand-in for `torch.distributed` that passes tensors through queues and
-records every rank's chunks before each send: what is drawn is what the code does.
+records every rank's chunks before each exchange: what is drawn is what the code does.
 """
 
 from __future__ import annotations
@@ -30,7 +30,11 @@ COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
 
 
 class ThreadDist:
-    """Just enough of torch.distributed for the ring functions, with one thread per rank."""
+    """Just enough of torch.distributed for the ring functions, with one thread per rank.
+
+    The solution's `_exchange` (send one tensor, receive another) is replaced by `exchange`,
+    which passes tensors through queues and records the rank's chunks before each step.
+    """
 
     def __init__(self, world_size: int):
         self.world_size = world_size
@@ -47,33 +51,30 @@ class ThreadDist:
     def snapshot(self) -> None:
         self.history[self.local.rank].append([int(c.sum()) for c in self.local.chunks])
 
-    def isend(self, tensor, dst):
-        self.snapshot()  # the state before each step's exchange
-        self.links[(self.local.rank, dst)].put(tensor.clone())
-
-        class Done:
-            def wait(self):
-                return None
-
-        return Done()
-
-    def recv(self, tensor, src):
-        tensor.copy_(self.links[(src, self.local.rank)].get(timeout=10))
+    def exchange(self, send, dst, recv, src) -> None:
+        self.snapshot()  # the state before each step
+        self.links[(self.local.rank, dst)].put(send.clone())
+        recv.copy_(self.links[(src, self.local.rank)].get(timeout=10))
 
 
 def ring_history(world_size: int = 4) -> dict[int, list[list[int]]]:
     """Each rank's chunks (as bit masks of the ranks summed into them) at every step."""
     fake = ThreadDist(world_size)
-    real, m.dist = m.dist, fake
+    errors: list[BaseException] = []
+    real = m.dist, m._exchange
+    m.dist, m._exchange = fake, fake.exchange
     try:
 
         def rank_main(rank: int) -> None:
-            fake.local.rank = rank
-            flat = torch.full((world_size,), float(2**rank))  # rank r contributes bit r
-            fake.local.chunks = m.ring_chunks(flat, world_size)
-            m.ring_reduce_scatter(fake.local.chunks)
-            m.ring_all_gather(fake.local.chunks)
-            fake.snapshot()
+            try:
+                fake.local.rank = rank
+                flat = torch.full((world_size,), float(2**rank))  # rank r contributes bit r
+                fake.local.chunks = m.ring_chunks(flat, world_size)
+                m.ring_reduce_scatter(fake.local.chunks)
+                m.ring_all_gather(fake.local.chunks)
+                fake.snapshot()
+            except BaseException as exc:  # noqa: BLE001 (re-raised below)
+                errors.append(exc)
 
         threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(world_size)]
         for t in threads:
@@ -81,7 +82,9 @@ def ring_history(world_size: int = 4) -> dict[int, list[list[int]]]:
         for t in threads:
             t.join()
     finally:
-        m.dist = real
+        m.dist, m._exchange = real
+    if errors:
+        raise errors[0]
     return fake.history
 
 

@@ -232,8 +232,8 @@ def param_sizes_model() -> torch.nn.Module:
     )
 
 
-@points(2)
-@pytest.mark.parametrize("cap", [1, 20, 100, 184, 200, 300, 10**6])
+@points(1)
+@pytest.mark.parametrize("cap", [1, 20, 184, 200, 300, 10**6])
 def test_make_buckets(cap):
     params = list(param_sizes_model().parameters())
     sizes = [p.numel() for p in params]
@@ -262,7 +262,7 @@ def test_make_buckets(cap):
 # -- data --------------------------------------------------------------------------------------
 
 
-@points(2)
+@points(1)
 @pytest.mark.parametrize("n,world_size", [(12, 3), (10, 3), (11, 4), (7, 2), (2, 3)])
 def test_shard_indices(n, world_size):
     shards = [m.shard_indices(n, r, world_size) for r in range(world_size)]
@@ -349,7 +349,13 @@ def test_trainer_matches_single_process(world_size, n):
     results = trainer_run(world_size, n)
     model, losses = h.train_single_process(n, STEPS)
     expected = h.state(model)
+    shards = [len(s) for s in torch.arange(n).tensor_split(world_size)]
     for rank, res in enumerate(results):
+        assert res["examples_seen"] == [shards[rank]] * STEPS, (
+            f"rank {rank} of {world_size} ran its replica on {res['examples_seen']} examples in "
+            f"{STEPS} steps on global batches of {n}; each step should run once on its shard of "
+            f"{shards[rank]} (shard_indices)"
+        )
         assert_state_close(
             res["state"],
             expected,
@@ -434,14 +440,15 @@ def test_benchmark_ring_vs_naive(record_benchmark):
     times = run("benchmark", world_size, sizes=BENCH_SIZES, repeats=5)[0]
     for i, n in enumerate(BENCH_SIZES):
         ring, naive, gloo = times["ring"][i], times["naive"][i], times["gloo"][i]
-        mb = 4 * n / 2**20
+        mib = 4 * n / 2**20
+        size = f"{mib:g} MiB" if mib >= 1 else f"{mib * 1024:g} KiB"
         record_benchmark(
             f"ring_all_reduce vs naive_all_reduce, W={world_size}",
-            f"{n} float32 ({mb:g} MiB)",
+            f"({n},) float32, {size}",
             ring,
             naive,
-            note=f"gloo's all_reduce {gloo * 1e3:.2f} ms; ring bus bandwidth "
-            f"{2 * (world_size - 1) / world_size * mb / ring:.0f} MiB/s",
+            note=f"gloo's own all_reduce {gloo * 1e3:.2f} ms; each rank sent "
+            f"{2 * (world_size - 1) / world_size * mib / ring:.1f} MiB/s in the ring",
         )
 
 

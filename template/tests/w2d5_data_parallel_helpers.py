@@ -17,6 +17,7 @@ from __future__ import annotations
 import faulthandler
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -155,28 +156,48 @@ def _results(
         others = [r for *_, r, _ in errors[1:]]
         also = f" Ranks {others} failed after it." if others else ""
         what = "crashed" if o["error"] == "a crash" else f"raised {o['error']}{where}"
-        raise WorkerFailure(f"rank {rank} of {world_size} {what}: {o['message']}{also}")
+        hint = ""
+        if _rank_of_error(o) == 2:
+            hint = (
+                " It waited for a message that never came (a deadlock): do the ranks agree on"
+                " who sends what to whom, and does every send have its recv?"
+            )
+        message = _tidy(o["message"])
+        raise WorkerFailure(f"rank {rank} of {world_size} {what}: {message}{hint}{also}")
     missing = [r for r in range(world_size) if r not in outcomes]
     if missing:
         seen = {r: _mlab_line_of_stack(stacks.get(r, "")) for r in missing}
         places = "; ".join(f"rank {r} was at {w}" for r, w in seen.items() if w)
         raise WorkerFailure(
             f"ranks {missing} of {world_size} were still running after {timeout:g} s and were killed "
-            f"({places or 'not inside mlab code'}). A deadlock? Every send needs a matching recv on "
-            "the peer, and every rank must make the same collective calls in the same order."
+            f"({places or 'not inside mlab code'}). An endless loop, or a deadlock? Every send needs "
+            "a matching recv on the peer, and every rank must make the same collective calls in the "
+            "same order."
         )
     return [outcomes[r]["result"] for r in range(world_size)]
 
 
 _SIGNALS = {int(s) for s in signal.Signals}
-CONSEQUENCES = ("Connection reset by peer", "Connection closed by peer", "Timed out", "timed out")
+
+
+def _tidy(message: str) -> str:
+    """A gloo message without its C++ source location and sign-off, ending with a period."""
+    message = re.sub(r"\[(enforce fail at )?[^\]]*\.(cc|cpp|h):\d+\] ", "", message)
+    message = message.split(" Check the logs of the remote worker")[0].strip()
+    return message if message.endswith((".", "?", "!")) else message + "."
+
+
+PEER_GONE = ("Connection reset by peer", "Connection closed by peer")
+TIMED_OUT = ("Timed out", "timed out")
 
 
 def _rank_of_error(outcome: dict) -> int:
-    """Which error to show first: a Python exception, then a crash, then what peers saw of it."""
+    """Which error to show first: a Python exception, a crash, a timeout, then a vanished peer."""
     if outcome["error"] == "a crash":
         return 1
-    return 2 if any(c in outcome["message"] for c in CONSEQUENCES) else 0
+    if any(c in outcome["message"] for c in TIMED_OUT):
+        return 2
+    return 3 if any(c in outcome["message"] for c in PEER_GONE) else 0
 
 
 def _death(exitcode: int, stderr: Path) -> dict:
@@ -206,13 +227,18 @@ def _death(exitcode: int, stderr: Path) -> dict:
 
 
 def _mlab_line_of_stack(text: str) -> str:
-    """The innermost `mlab/...` frame of a faulthandler dump (innermost frame first)."""
+    """The innermost `mlab` frames of a faulthandler dump, e.g. `mlab/day.py:87 in f <- :104 in g`."""
+    marker, frames = f"{os.sep}mlab{os.sep}", []
     for line in text.splitlines():
-        if f"{os.sep}mlab{os.sep}" in line and "File" in line:
-            path = line.split('"')[1]
-            rest = line.split('"')[2].strip().removeprefix(",").strip()
-            return f"mlab/{path.split(os.sep + 'mlab' + os.sep, 1)[1]} {rest}"
-    return ""
+        found = re.match(r'\s*File "(.*)", line (\d+) in (\w+)', line)
+        if found and marker in found[1]:
+            frames.append((found[1].split(marker, 1)[1], found[2], found[3]))
+        elif frames and not found:
+            break  # the end of the first thread with mlab frames
+    if not frames:
+        return ""
+    (path, line, name), callers = frames[0], frames[1:3]
+    return f"mlab/{path}:{line} in {name}" + "".join(f" <- :{ln} in {fn}" for _, ln, fn in callers)
 
 
 # -- worker side -------------------------------------------------------------------------------
@@ -536,8 +562,15 @@ def job_trainer(
         model, make_optimizer(model), loss_fn, bucket_cap=bucket_cap, all_reduce=fn
     )
     counter["calls"] = 0
+    seen: list[int] = []  # how many examples this rank's replica runs on, per forward
+    model.register_forward_pre_hook(lambda module, args: seen.append(len(args[0])))
     losses = [float(trainer.step(x, y)) for x, y in make_batches(steps, n)]
-    result = {"state": state(model), "losses": losses, "calls_per_step": counter["calls"] / steps}
+    result = {
+        "state": state(model),
+        "losses": losses,
+        "calls_per_step": counter["calls"] / steps,
+        "examples_seen": seen,
+    }
     if references:
         result["ddp"] = _train_ddp(rank, world_size, n, steps)
         result["accelerate"] = _train_accelerate(rank, world_size, n, steps)
