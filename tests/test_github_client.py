@@ -33,8 +33,15 @@ def slept(client: Client) -> list[float]:
 
 
 def test_pagination_follows_link_headers(fake, client):
-    for i in range(250):
-        fake.add_repo(f"cohort-org/repo-{i:03d}")
+    for i in range(250):  # listed only: no git repository behind them
+        name = f"repo-{i:03d}"
+        fake.repos[f"cohort-org/{name}"] = {
+            "name": name,
+            "full_name": f"cohort-org/{name}",
+            "owner": {"login": "cohort-org"},
+            "private": True,
+            "is_template": False,
+        }
     names = [r["name"] for r in client.paginate("/orgs/cohort-org/repos")]
     assert len(names) == 250 and names[0] == "repo-000" and names[-1] == "repo-249"
     assert [p for m, p in fake.log if p == "/orgs/cohort-org/repos"] == [

@@ -60,7 +60,12 @@ class Settings:
 
 
 OPTIONS = {f.name: f.type for f in fields(Settings)}  # name -> type, as text
-KINDS = {"str": "a string", "int": "a whole number", "float": "a number", "bool": "true or false"}
+KINDS = {
+    "str": "a string",
+    "int": "a whole number >= 0",
+    "float": "a number >= 0",
+    "bool": "true or false",
+}
 PATTERNS = {
     "org": NAME,
     "template_repo": NAME,
