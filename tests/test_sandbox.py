@@ -140,3 +140,28 @@ def test_cli_writes_results_and_errors_are_one_line(pair_repo, tmp_path, capsys)
     assert main(["grade", str(repo), "--day", "nope"]) == 2
     assert "no graders for day 'nope'" in capsys.readouterr().err
     assert main(["grade", str(tmp_path / "missing")]) == 2
+
+
+def test_child_dies_with_a_killed_parent(pair_repo, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = tmp_path / "child.pid"
+    code = f"import os, time\n\ndef ok(x):\n    open({str(marker)!r}, 'w').write(str(os.getpid()))\n    time.sleep(1000)\n"
+    repo = pair_repo(code, TESTS.replace('"hang", "exit_now", "shout", "hog", ', ""))
+    script = f"from cohort.grading import sandbox; sandbox.grade({str(repo)!r})"
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    for _ in range(600):
+        if marker.exists() and marker.read_text():
+            break
+        time.sleep(0.1)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    pid = int(marker.read_text())
+    for _ in range(50):
+        if not running(pid):
+            break
+        time.sleep(0.1)
+    assert not running(pid), "the test process outlived its killed parent"

@@ -8,6 +8,7 @@ its own session, so killing its process group also ends anything it spawned.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import shutil
@@ -120,12 +121,22 @@ def _child_env(ws: Path, events: Path, deselect: Path, limits: Limits) -> dict[s
 
 def _limit(limits: Limits):
     def apply() -> None:
+        _die_with_parent()
         mb = 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb,) * 2)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb,) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
     return apply
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this child when the grading parent dies, however it dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the parent's finally still ends the group
 
 
 def _drain(stream, keep: deque) -> None:
@@ -151,6 +162,41 @@ def _death(rc: int) -> str:
     return f"exited with code {rc}"
 
 
+def _watch(
+    proc: subprocess.Popen, run: Run, reader: EventReader, limits: Limits, deadline: float
+) -> tuple[str | None, str | None]:
+    """Follow the child's events until it exits or overruns a limit.
+
+    Returns the test running at the end (if any) and why the child was stopped (None when it
+    exited by itself).
+    """
+    current, start = None, time.monotonic()
+    started = start
+    while True:
+        for event in reader.poll():
+            if (nodeid := run.take(event)) is not None:
+                current, started = nodeid, time.monotonic()
+        if current in run.outcomes:
+            current = None
+        if proc.poll() is not None:
+            return current, None
+        now = time.monotonic()
+        item = run.items.get(current) if current else None
+        if item and now - started > (item.timeout or limits.test_timeout) + GRACE_S:
+            return (
+                current,
+                f"timed out after {now - started:.0f} s and was killed (an infinite loop?)",
+            )
+        if not run.items and now - start > limits.test_timeout * 2 + GRACE_S:
+            return (
+                current,
+                f"importing the exercises took over {now - start:.0f} s (a loop at import?)",
+            )
+        if now > deadline:
+            return current, f"the whole grading run hit its {limits.run_timeout:g} s limit"
+        time.sleep(0.05)
+
+
 def run_pytest(ws: Path, targets: list[str], limits: Limits) -> Run:
     """Run the tests to the end, restarting the child after each hang or crash."""
     run = Run()
@@ -172,33 +218,14 @@ def run_pytest(ws: Path, targets: list[str], limits: Limits) -> Run:
         )
         drainer = threading.Thread(target=_drain, args=(proc.stdout, output), daemon=True)
         drainer.start()
-        reader, current, started, reason = EventReader(events), None, time.monotonic(), None
-        attempt_start = started
-        while True:
-            for event in reader.poll():
-                if (nodeid := run.take(event)) is not None:
-                    current, started = nodeid, time.monotonic()
-            if current in run.outcomes:
-                current = None
-            rc = proc.poll()
-            if rc is not None:
-                break
-            now = time.monotonic()
-            item = run.items.get(current) if current else None
-            if item and now - started > (item.timeout or limits.test_timeout) + GRACE_S:
-                reason = f"timed out after {now - started:.0f} s and was killed (an infinite loop?)"
-            elif not run.items and now - attempt_start > limits.test_timeout * 2 + GRACE_S:
-                reason = f"importing the exercises took over {now - attempt_start:.0f} s (a loop at import?)"
-            elif now > deadline:
-                reason = f"the whole grading run hit its {limits.run_timeout:g} s limit"
-            if reason:
-                _kill_group(proc)
-                break
-            time.sleep(0.05)
-        _kill_group(proc)  # anything the child left behind in its group
+        reader = EventReader(events)
+        try:
+            current, reason = _watch(proc, run, reader, limits, deadline)
+        finally:
+            _kill_group(proc)  # also on Ctrl-C: nothing the child started outlives the run
         drainer.join(timeout=5)
-        for event in reader.poll():
-            run.take(event)
+        for event in reader.poll():  # what the child wrote just before it ended
+            current = run.take(event) or current
         tail = b"".join(output).decode(errors="replace")
         run.log.append(tail)
         if current and current not in run.outcomes:
