@@ -6,8 +6,8 @@ artifacts. A result is stored only when
 1. the run is a push run of the pair repository's grade workflow that called the reusable
    workflow `<grader_repository>/.github/workflows/grade.yml@<grader_ref>` and nothing else
    (when the pinned ref is a commit, the resolved sha must be that commit);
-2. the workflow file at the run's commit is the one the cohort's template repository gives pairs
-   (so no other job of the run can have uploaded the artifact);
+2. the workflow file at the run's commit is one the cohort's template repository has held (so no
+   other job of the run can have uploaded the artifact);
 3. results.json names the repository it was fetched from, the run's commit and run id, the job
    its artifact belongs to and the pinned grader;
 4. every test's score agrees with its status and the totals add up from the tests.
@@ -21,6 +21,7 @@ commit: a test graded on the GPU replaces the CPU job's skip.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import statistics
@@ -32,13 +33,14 @@ from datetime import datetime
 from pathlib import Path
 
 from cohort import store
-from cohort.forge.github import CALLER, SHA, GitHubForge
+from cohort.forge.github import BRANCH, CALLER, SHA, GitHubForge
 from cohort.github.client import GitHubError
 from cohort.grading import results
 from cohort.roster import Roster
 
 ARTIFACTS = {"cpu": "results-cpu", "gpu": "results-gpu"}
 MAX_RESULTS_BYTES = 64 * 2**20
+MAX_CALLERS = 50  # versions of the template's caller accepted, newest first
 EPS = 1e-6
 
 
@@ -198,8 +200,17 @@ class Collector:
         self.client = forge.client
         self.trusted = trusted_workflow(forge)
         self.pinned_sha = forge.s.grader_ref if SHA.match(forge.s.grader_ref) else None
-        template = f"{forge.s.org}/{forge.s.template_repo}"
-        self.caller_sha = self.client.get(f"/repos/{template}/contents/{CALLER}")["sha"]
+        self.callers = self.template_callers()
+
+    def template_callers(self) -> set[str]:
+        """Blob ids of every version of the caller the template repository has held (pairs
+        keep an older one until they merge a template update)."""
+        template = f"/repos/{self.forge.s.org}/{self.forge.s.template_repo}"
+        commits = self.client.paginate(f"{template}/commits", sha=BRANCH, path=CALLER)
+        return {
+            self.client.get(f"{template}/contents/{CALLER}", ref=c["sha"])["sha"]
+            for c in itertools.islice(commits, MAX_CALLERS)
+        }
 
     def artifact(self, full_name: str, run: dict, job: str) -> dict | None:
         """The results.json of the run's artifact for `job` (None when the job made none)."""
@@ -230,8 +241,8 @@ class Collector:
             params={"ref": run["head_sha"]},
             ok=(404,),
         )
-        if caller.status == 404 or caller.json().get("sha") != self.caller_sha:
-            raise Rejected(f"{CALLER} at {run['head_sha'][:10]} is not the cohort's")
+        if caller.status == 404 or caller.json().get("sha") not in self.callers:
+            raise Rejected(f"{CALLER} at {run['head_sha'][:10]} is not one the cohort gave out")
         docs = {}
         for job in ARTIFACTS:
             doc = self.artifact(full_name, run, job)

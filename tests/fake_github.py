@@ -387,7 +387,9 @@ class FakeGitHub:
     def commits(self, q, body, repo):
         if not self.head(repo, q.get("sha", "main")):
             raise Answer(409, "Git Repository is empty.")
-        shas = git("rev-list", q.get("sha", "main"), git_dir=self.git_dir(repo)).decode().split()
+        paths = ["--", q["path"]] if "path" in q else []
+        shas = git("rev-list", q.get("sha", "main"), *paths, git_dir=self.git_dir(repo))
+        shas = shas.decode().split()
         return self.page(f"/repos/{repo}/commits", [{"sha": s} for s in shas], q)
 
     def commit(self, q, body, repo, sha):

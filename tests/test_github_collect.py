@@ -172,7 +172,7 @@ def passed_everything(doc: dict) -> dict:
         ("own_workflow", "called 'alpha-a/grader/.github/workflows/grade.yml@main', not"),
         ("edited_score", "score 3/3 does not add up from its tests (1/3)"),
         ("edited_status", "extra_data.days.w0_prep does not add up"),
-        ("edited_caller", ".github/workflows/grade.yml at"),
+        ("edited_caller", "is not one the cohort gave out"),
     ],
 )
 def test_forged_results_are_rejected(cohort, fake, forgery, reason, capsys):
@@ -230,6 +230,18 @@ def test_only_push_runs_count_and_a_pinned_commit_must_match(cohort, fake, tmp_p
     )
     assert "not the pinned commit" in got.rejected[0] and not got.stored
     assert alpha
+
+
+def test_an_older_caller_from_the_template_is_still_accepted(cohort, fake, tmp_path):
+    work = tmp_path / "template-work"
+    template = f"file://{fake.git_root}/cohort-org/pair-template.git"
+    git("clone", "-q", template, str(work), cwd=tmp_path)
+    caller = work / ".github" / "workflows" / "grade.yml"
+    caller.write_text("# a later version\n" + caller.read_text())
+    git("commit", "-qam", "template update", cwd=work)
+    git("push", "-q", "origin", "HEAD:main", cwd=work)
+    run_with(fake, "alpha")  # alpha has not merged the update: its caller is the first version
+    assert collected(cohort).stored == [f"alpha {tip(fake, 'alpha')}"]
 
 
 def test_runs_without_results_are_listed_not_rejected(cohort, fake, capsys):

@@ -172,10 +172,10 @@ class Client:
             self._wait(*retry)
         raise AssertionError("unreachable")
 
-    def get(self, path: str, **params: Any) -> Any:
+    def get(self, path: str, /, **params: Any) -> Any:
         return self.request("GET", path, params=params or None).json()
 
-    def paginate(self, path: str, key: str | None = None, **params: Any) -> Iterator[Any]:
+    def paginate(self, path: str, key: str | None = None, /, **params: Any) -> Iterator[Any]:
         """Every item of a list endpoint, following `Link: rel="next"` (100 per page)."""
         url: str | None = path
         query: dict | None = {"per_page": 100, **params}
