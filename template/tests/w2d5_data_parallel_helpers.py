@@ -211,7 +211,8 @@ def _death(exitcode: int, stderr: Path) -> dict:
         )
     text = stderr.read_text(errors="replace") if stderr.exists() else ""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    last = [ln for ln in lines if "what():" in ln] or lines[-2:]
+    last = [ln.split("what():", 1)[1].strip() for ln in lines if "what():" in ln] or lines[-2:]
+    last = [_tidy(ln) for ln in last]
     words = f" Its last words: {' '.join(last)[-500:]}" if last else ""
     if "doesn't match expected size" in text:
         words += (
