@@ -20,7 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +50,28 @@ class Synced:
     changes: list[str] = field(default_factory=list)  # "M\ttests/test_w0_prep.py", ...
     pairs: list[PairSync] = field(default_factory=list)
     promoted: bool = False
+
+
+@dataclass(frozen=True)
+class Update:
+    """One template update, as every pair receives it."""
+
+    version: str
+    source: str  # "<ref> at <commit>"
+    changes: list[str]  # git's name-status lines, old snapshot -> new
+    old: Path  # the old and new template, rendered for this forge
+    new: Path
+
+    @property
+    def branch(self) -> str:
+        return f"{BRANCH_PREFIX}{self.version}"
+
+    @property
+    def title(self) -> str:
+        return f"Template update {self.version}"
+
+    def body(self, conflicts: Sequence[str] = ()) -> str:
+        return describe(self.version, self.source, self.changes, conflicts)
 
 
 @dataclass(frozen=True)
@@ -137,7 +159,7 @@ def promote(roster: Roster) -> None:
     shutil.rmtree(staging)
 
 
-def describe(version: str, source: str, changes: list[str], conflicts: list[str]) -> str:
+def describe(version: str, source: str, changes: list[str], conflicts: Sequence[str]) -> str:
     """The pull request's body (and the commit message's)."""
     kinds = {"A": "added", "M": "modified", "D": "deleted"}
     lines = [
@@ -158,13 +180,11 @@ def describe(version: str, source: str, changes: list[str], conflicts: list[str]
     return "\n".join(lines) + "\n"
 
 
-def sync_pair(remote: Remote, pair: str, update: dict, work: Path) -> PairSync:
+def sync_pair(remote: Remote, pair: str, update: Update, work: Path) -> PairSync:
     """Push the update to one pair as a branch based on its main (and propose it)."""
-    url, env, branch = remote.url(pair), remote.env, update["branch"]
+    url, env, branch = remote.url(pair), remote.env, update.branch
     if gitops.out("ls-remote", url, f"refs/heads/{branch}", env=env):
-        return PairSync(
-            pair, "exists", remote.propose(pair, branch, update["title"], update["body"])
-        )
+        return PairSync(pair, "exists", remote.propose(pair, branch, update.title, update.body()))
     gitops.run(
         "clone",
         "--quiet",
@@ -177,22 +197,23 @@ def sync_pair(remote: Remote, pair: str, update: dict, work: Path) -> PairSync:
         str(work),
         env=env,
     )
-    base = gitops.commit_tree(work, gitops.write_tree(work, update["old"]), "old", date=FIXED_DATE)
-    new_tree = gitops.write_tree(work, update["new"])
+    base = gitops.commit_tree(work, gitops.write_tree(work, update.old), "old", date=FIXED_DATE)
+    new_tree = gitops.write_tree(work, update.new)
     theirs = gitops.commit_tree(work, new_tree, "new", base, date=FIXED_DATE)
     merged = gitops.run("merge-recursive", base, "--", "HEAD", theirs, cwd=work, check=False)
     if merged.returncode > 1:
-        raise ForgeError(f"merging the update failed: {merged.stderr.strip().splitlines()[-1:]}")
+        why = (merged.stderr.strip().splitlines() or [f"exit {merged.returncode}"])[-1]
+        raise ForgeError(f"merging the update failed: {why}")
     conflicts = gitops.out("diff", "--name-only", "--diff-filter=U", cwd=work).split("\n")
     conflicts = [c for c in conflicts if c]
     gitops.run("add", "--all", ".", cwd=work)
     tree, head = gitops.out("write-tree", cwd=work), gitops.out("rev-parse", "HEAD", cwd=work)
     if tree == gitops.out("rev-parse", "HEAD^{tree}", cwd=work):
         return PairSync(pair, "current", "already has the update")
-    body = describe(update["version"], update["source"], update["changes"], conflicts)
-    commit = gitops.commit_tree(work, tree, f"{update['title']}\n\n{body}", head)
+    body = update.body(conflicts)
+    commit = gitops.commit_tree(work, tree, f"{update.title}\n\n{body}", head)
     gitops.run("push", "--quiet", url, f"{commit}:refs/heads/{branch}", cwd=work, env=env)
-    where = remote.propose(pair, branch, update["title"], body)
+    where = remote.propose(pair, branch, update.title, body)
     if conflicts:
         return PairSync(pair, "conflicts", f"{', '.join(conflicts)}: {where}")
     return PairSync(pair, "proposed", where)
@@ -215,16 +236,7 @@ def sync(roster: Roster, forge: Forge, progress: Callable[[str], None] = print) 
         version = (new.commit or trees[1])[:12]
         remote.check(any(c.split("\t")[-1].startswith(WORKFLOWS) for c in changes))
         source = f"{new.ref} at {new.commit[:12]}" if new.commit else "the organizers' work tree"
-        update = {
-            "version": version,
-            "branch": f"{BRANCH_PREFIX}{version}",
-            "title": f"Template update {version}",
-            "source": source,
-            "changes": changes,
-            "body": describe(version, source, changes, []),
-            "old": old_files,
-            "new": new_files,
-        }
+        update = Update(version, source, changes, old_files, new_files)
         done = Synced(version, changes)
         for i, pair in enumerate(roster.pairs, 1):
             try:
@@ -234,7 +246,7 @@ def sync(roster: Roster, forge: Forge, progress: Callable[[str], None] = print) 
             done.pairs.append(result)
             progress(f"[{i}/{len(roster.pairs)}] {pair.name}: {result.outcome} {result.detail}")
         if all(p.outcome in OK for p in done.pairs):
-            remote.publish(new.path, f"Template update {version} ({source})")
+            remote.publish(new.path, f"{update.title} ({source})")
             promote(roster)
             done.promoted = True
     return done
