@@ -24,9 +24,7 @@ import io
 import itertools
 import json
 import os
-import statistics
 import zipfile
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -90,10 +88,8 @@ def _number(value: object, what: str) -> float:
 
 
 def totals(tests: list[dict]) -> tuple[float, float, dict[str, dict]]:
-    """Score, max score and per-day totals recomputed from `tests` (skipped tests count nothing)."""
-    days: dict[str, dict] = defaultdict(
-        lambda: {"score": 0.0, "max_score": 0.0, "passed": 0, "total": 0}
-    )
+    """Score, max score and per-day totals recomputed from `tests`, after checking that each
+    test's score agrees with its status (skipped tests count nothing)."""
     for t in tests:
         if not isinstance(t, dict) or not isinstance(t.get("name"), str):
             raise Rejected(f"malformed results.json: test entry {t!r}")
@@ -105,17 +101,14 @@ def totals(tests: list[dict]) -> tuple[float, float, dict[str, dict]]:
             raise Rejected(
                 f"test {t['name']} has score {score:g} of {max_score:g} but status {status!r}"
             )
-        if status == "skipped":
-            if max_score:
-                raise Rejected(f"skipped test {t['name']} has max_score {max_score:g}")
-            continue
-        day = days[(t.get("tags") or [""])[0]]
-        day["score"] += score
-        day["max_score"] += max_score
-        day["total"] += 1
-        day["passed"] += status == "passed"
-    score = sum(d["score"] for d in days.values())
-    return score, sum(d["max_score"] for d in days.values()), dict(days)
+        if status == "skipped" and max_score:
+            raise Rejected(f"skipped test {t['name']} has max_score {max_score:g}")
+    days = results.day_totals(tests)
+    return (
+        sum(d["score"] for d in days.values()),
+        sum(d["max_score"] for d in days.values()),
+        days,
+    )
 
 
 def check_results(doc: object, job: str, full_name: str, run: dict, forge: GitHubForge) -> dict:
@@ -161,7 +154,6 @@ def merge(cpu: dict, gpu: dict | None) -> dict:
     tests += [t for name, t in on_gpu.items() if name not in {t["name"] for t in cpu["tests"]}]
     bench = [b for b in cpu["extra_data"].get("benchmarks", []) if b.get("test") not in on_gpu]
     bench += [b for b in gpu["extra_data"].get("benchmarks", []) if b.get("test") in on_gpu]
-    speedups = [b["speedup"] for b in bench if b.get("speedup", 0) > 0]
     score, max_score, days = totals(tests)
     return {
         **cpu,
@@ -170,21 +162,14 @@ def merge(cpu: dict, gpu: dict | None) -> dict:
         "output": f"Points {score:g}/{max_score:g}",
         "execution_time": cpu.get("execution_time", 0) + gpu.get("execution_time", 0),
         "tests": tests,
-        "leaderboard": [
-            {
-                "name": f"{b['name']} {b['shape']} speedup",
-                "value": round(b["speedup"], 3),
-                "order": "desc",
-            }
-            for b in bench
-        ],
+        "leaderboard": results.leaderboard(bench),
         "extra_data": {
             **cpu["extra_data"],
             "job": "cpu+gpu",
             "runner": gpu["extra_data"].get("runner"),
             "days": days,
             "benchmarks": bench,
-            "benchmark_geomean_speedup": statistics.geometric_mean(speedups) if speedups else None,
+            "benchmark_geomean_speedup": results.geomean_speedup(bench),
         },
     }
 

@@ -16,8 +16,38 @@ from cohort.grading.outcomes import Benchmark, Item, Outcome
 SCHEMA_VERSION = 1
 
 
-def _score(item: Item, outcome: Outcome) -> float:
-    return item.points if outcome.status == "passed" else 0.0
+def day_totals(tests: list[dict]) -> dict[str, dict]:
+    """Per-day score, max_score, passed and total from `tests[]` (a test's day is its first tag;
+    skipped tests count nothing). `cohort collect` re-checks uploaded results with it."""
+    days: dict[str, dict] = defaultdict(
+        lambda: {"score": 0.0, "max_score": 0.0, "passed": 0, "total": 0}
+    )
+    for t in tests:
+        day = days[(t.get("tags") or [""])[0]]  # listed even when all its tests are skipped
+        if t["status"] == "skipped":
+            continue
+        day["score"] += t["score"]
+        day["max_score"] += t["max_score"]
+        day["total"] += 1
+        day["passed"] += t["status"] == "passed"
+    return dict(days)
+
+
+def leaderboard(benchmarks: list[dict]) -> list[dict]:
+    """Gradescope leaderboard entries: one speedup per benchmarked shape, higher is better."""
+    return [
+        {
+            "name": f"{b['name']} {b['shape']} speedup",
+            "value": round(b["speedup"], 3),
+            "order": "desc",
+        }
+        for b in benchmarks
+    ]
+
+
+def geomean_speedup(benchmarks: list[dict]) -> float | None:
+    speedups = [b["speedup"] for b in benchmarks if b.get("speedup", 0) > 0]
+    return math.exp(sum(map(math.log, speedups)) / len(speedups)) if speedups else None
 
 
 def build(
@@ -29,19 +59,14 @@ def build(
     missing_reason: str = "not run",
 ) -> dict:
     """The results document. Items without an outcome count as failed with `missing_reason`."""
-    tests, per_day = (
-        [],
-        defaultdict(lambda: {"score": 0.0, "max_score": 0.0, "passed": 0, "total": 0}),
-    )
+    tests = []
     for item in items:
         outcome = outcomes.get(item.nodeid) or Outcome(item.nodeid, "failed", missing_reason)
-        skipped = outcome.status == "skipped"
-        max_score = 0.0 if skipped else item.points
-        score = _score(item, outcome)
+        max_score = 0.0 if outcome.status == "skipped" else item.points
         tests.append(
             {
                 "name": item.nodeid,
-                "score": score,
+                "score": item.points if outcome.status == "passed" else 0.0,
                 "max_score": max_score,
                 "status": outcome.status,
                 "output": outcome.output,
@@ -51,14 +76,18 @@ def build(
                 "extra_data": {"file": item.file, "line": item.line},
             }
         )
-        day = per_day[item.day]
-        if not skipped:
-            day["score"] += score
-            day["max_score"] += max_score
-            day["total"] += 1
-            day["passed"] += outcome.status == "passed"
-    speedups = [b.speedup for b in benchmarks if b.speedup > 0]
-    geomean = math.exp(sum(map(math.log, speedups)) / len(speedups)) if speedups else None
+    bench = [
+        {
+            "test": b.nodeid,
+            "name": b.name,
+            "shape": b.shape,
+            "time_s": b.time_s,
+            "ref_time_s": b.ref_time_s,
+            "speedup": round(b.speedup, 4),
+            "note": b.note,
+        }
+        for b in benchmarks
+    ]
     score = sum(t["score"] for t in tests)
     max_score = sum(t["max_score"] for t in tests)
     return {
@@ -68,27 +97,13 @@ def build(
         "output": f"Points {score:g}/{max_score:g}",
         "visibility": "visible",
         "tests": tests,
-        "leaderboard": [
-            {"name": f"{b.name} {b.shape} speedup", "value": round(b.speedup, 3), "order": "desc"}
-            for b in benchmarks
-        ],
+        "leaderboard": leaderboard(bench),
         "extra_data": {
             "schema": SCHEMA_VERSION,
             **(extra or {}),
-            "days": dict(per_day),
-            "benchmarks": [
-                {
-                    "test": b.nodeid,
-                    "name": b.name,
-                    "shape": b.shape,
-                    "time_s": b.time_s,
-                    "ref_time_s": b.ref_time_s,
-                    "speedup": round(b.speedup, 4),
-                    "note": b.note,
-                }
-                for b in benchmarks
-            ],
-            "benchmark_geomean_speedup": geomean,
+            "days": day_totals(tests),
+            "benchmarks": bench,
+            "benchmark_geomean_speedup": geomean_speedup(bench),
         },
     }
 

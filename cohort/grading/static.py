@@ -83,6 +83,7 @@ SUSPICIOUS = {
     r"\bsys\._getframe\b|\binspect\.(stack|currentframe)\b": "inspects the caller's frames",
     r"\bgc\.get_objects\b|\bbuiltins\b": "reaches into interpreter state",
     r"\bsignal\.": "changes signal handling",
+    r"\bsubprocess\b|\bos\.(fork|setsid|spawn\w*|exec\w*|system|popen)\b": "starts processes",
 }
 
 
