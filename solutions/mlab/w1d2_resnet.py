@@ -429,7 +429,8 @@ class BlockGroup(Sequential):
     """n_blocks ResidualBlocks in a row (torchvision's `layer1` ... `layer4`): the first maps
     in_feats -> out_feats with stride first_stride, the others out_feats -> out_feats, stride 1.
 
-    A Sequential of the blocks, so the keys read "0.conv1.weight", "1.bn2.bias", ...
+    A Sequential of the blocks, so the keys read "0.conv1.weight", "1.bn2.bias", ...: build the
+    list of blocks, then hand them to `super().__init__(*blocks)`.
     """
 
     def __init__(self, n_blocks: int, in_feats: int, out_feats: int, first_stride: int = 1):

@@ -702,6 +702,7 @@ def test_train_classifier(one_thread):
     """On a torch-built CNN: 150 steps on 2000 images reach 70% on 1000 held-out images."""
     images, labels = fashion_subset("train", 2000)
     model = tiny_cnn()
+    model.eval()  # train_classifier must switch to training mode itself
     losses = m.train_classifier(
         model, images, labels, m.TrainConfig(steps=150, batch_size=32, lr=3e-3)
     )
@@ -711,6 +712,9 @@ def test_train_classifier(one_thread):
     assert all(isinstance(v, float) for v in losses), "losses should be Python floats (loss.item())"
     first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
     assert last < 0.7 * first, f"the loss fell only from {first:.3f} to {last:.3f} in 150 steps"
+    assert int(model[1].num_batches_tracked) == 150, (
+        "batch norm tracked no batches: call model.train() before training"
+    )
     test_x, test_y = fashion_subset("test", 1000)
     acc = accuracy(model, test_x, test_y)
     assert acc >= 0.70, f"held-out accuracy {acc:.3f} after 150 steps, expected at least 0.70"
@@ -729,6 +733,26 @@ def test_train_classifier_is_seeded(one_thread):
         tiny_cnn(), images, labels, m.TrainConfig(steps=5, batch_size=16, seed=4)
     )
     assert a != c, "a different seed gave the same batches"
+
+
+@points(1)
+def test_train_classifier_schedule(one_thread, monkeypatch):
+    """Adam, with the learning rate decayed linearly: config.lr * (1 - s / steps) at step s."""
+    seen = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    images, labels = fashion_subset("train", 200)
+    m.train_classifier(tiny_cnn(), images, labels, m.TrainConfig(steps=4, batch_size=8, lr=0.01))
+    assert seen, "no torch.optim.Adam step was taken (create the optimizer as torch.optim.Adam)"
+    expected = torch.tensor([0.01, 0.0075, 0.005, 0.0025], dtype=torch.float64)
+    assert_close(
+        torch.tensor(seen, dtype=torch.float64), expected, what="learning rate at each step"
+    )
 
 
 @points(1)

@@ -55,12 +55,15 @@ def resnet34_keys() -> list[tuple[str, list[int]]]:
 
 if __name__ == "__main__":
     keys = resnet34_keys()
-    manifest = {
+    header = {
         "model": "torchvision.models.resnet34",
         "note": "state_dict keys in order, with shapes; num_batches_tracked is int64, the rest float32",
-        "keys": [[name, shape] for name, shape in keys],
     }
-    OUT.write_text(json.dumps(manifest, indent=1) + "\n")
+    lines = [f"  {json.dumps([name, shape])}" for name, shape in keys]  # one key per line
+    body = ",\n".join(lines)
+    head = json.dumps(header, indent=1)[:-2]
+    OUT.write_text(f'{head},\n "keys": [\n{body}\n ]\n}}\n')
+    assert [tuple(k) for k in json.loads(OUT.read_text())["keys"]] == [(n, s) for n, s in keys]
     buffers = ("running_mean", "running_var", "num_batches_tracked")
     n_params = sum(math.prod(shape) for name, shape in keys if not name.endswith(buffers))
     print(f"wrote {OUT} ({len(keys)} keys, {n_params:,} parameters)")
