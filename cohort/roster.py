@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import difflib
 import re
+import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from cohort.curriculum import BY_NAME, DAYS
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -28,7 +28,7 @@ from tests.test_forge_local import write_roster
 from tests.test_store import doc, keep
 
 EVIL = "<script>alert(1)</script>"
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def at(hours: float) -> str:

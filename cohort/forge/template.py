@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tarfile
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cohort.roster import WORKTREE, TemplateSource
@@ -102,7 +102,7 @@ def take(source: TemplateSource, cohort_dir: Path) -> Template:
         cohort_dir / SNAPSHOT_DIR,
         source.ref,
         commit,
-        datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        datetime.now(UTC).isoformat(timespec="seconds"),
     )
     meta = {k: v for k, v in asdict(template).items() if k != "path"}
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
