@@ -57,8 +57,22 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: they print ratios measured side by side and never fail on timing."""
+    """Benchmarks: they print ratios measured side by side and never fail on timing.
+
+    The tooling's own (grading overhead, runner throughput, summary and generate at cohort
+    scale), then the curriculum's `bench` tests on the reference solutions."""
     session.run("python", "-m", "pytest", "-m", "bench", "-s", "tests", *session.posargs)
+    session.run(
+        "cohort",
+        "grade",
+        "solutions",
+        "--tests",
+        "template/tests",
+        "--markers",
+        "bench",
+        "--out",
+        "build/bench-results.json",
+    )
 
 
 @nox.session

@@ -29,6 +29,13 @@ def terminal_table(results: dict) -> str:
         lines.append("")
         lines.append(f"failed ({len(failed)}):")
         lines += [f"  {t['name']}: {first_line(t['output'])[:160]}" for t in failed]
+    bench = results.get("extra_data", {}).get("benchmarks", [])
+    if bench:
+        lines += ["", "benchmarks (speedup = reference time / your time):"]
+        lines += [
+            f"  {b['name']} [{b['shape']}]: {b['speedup']:.2f}x {b.get('note', '')}".rstrip()
+            for b in bench
+        ]
     return "\n".join(lines)
 
 
