@@ -20,6 +20,7 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.bench
+@pytest.mark.slow  # three plain runs and three graded runs of a day
 @pytest.mark.parametrize("day", ["w0_prep", "w1d5_autograd"])
 def test_grade_overhead_vs_plain_pytest(tmp_path, day):
     ws = tmp_path / "plain"

@@ -165,3 +165,14 @@ def test_child_dies_with_a_killed_parent(pair_repo, tmp_path):
             break
         time.sleep(0.1)
     assert not running(pid), "the test process outlived its killed parent"
+
+
+def test_marker_selection_grades_only_the_selected_tests(pair_repo):
+    tests = (
+        "import pytest\nfrom mlab import toy\n\n"
+        "@pytest.mark.points(1)\n@pytest.mark.bench\ndef test_fast():\n    assert toy.ok(1) == 2\n\n"
+        "@pytest.mark.points(5)\ndef test_other():\n    assert toy.ok(1) == 2\n"
+    )
+    res = sandbox.grade(pair_repo(CODE, tests), limits=FAST, markers="bench")
+    assert [t["name"].split("::")[1] for t in res["tests"]] == ["test_fast"]
+    assert (res["score"], res["max_score"]) == (1, 1)

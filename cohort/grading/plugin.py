@@ -111,12 +111,17 @@ class Grading:
             )
             if item.get_closest_marker("gpu") and not _cuda_available():
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU: runs on the GPU runner"))
-        if self.events:
-            self.events.emit("collected", items=[as_dict(i) for i in self.items])
         if done:
             keep = [i for i in items if i.nodeid not in done]
             config.hook.pytest_deselected(items=[i for i in items if i.nodeid in done])
             items[:] = keep
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Keep what survived every deselection (-k, -m, resumed runs): that is what runs."""
+        selected = {item.nodeid for item in session.items}
+        self.items = [item for item in self.items if item.nodeid in selected]
+        if self.events:
+            self.events.emit("collected", items=[as_dict(i) for i in self.items])
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
