@@ -76,8 +76,9 @@ class Roster:
 
     @property
     def dir(self) -> Path:
-        """The cohort directory: forge/, cohort.db, results/ and site/ live next to the roster."""
-        return self.path.parent
+        """The cohort directory: forge/, cohort.db, results/ and site/ live next to the roster.
+        Absolute, so it stays right for git and workers running in other directories."""
+        return self.path.parent.resolve()
 
 
 class _Checker:

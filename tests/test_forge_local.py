@@ -174,6 +174,13 @@ def test_generate_is_idempotent_and_resumes(tmp_path, organizer, capsys):
     assert not list((cohort.dir / "forge").glob(".beta*"))
 
 
+def test_generate_with_a_relative_cohort_dir(tmp_path, organizer, monkeypatch):
+    write_roster(tmp_path / "rel", organizer, ["p1"])
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "--dir", "rel"]) == 0
+    assert (tmp_path / "rel" / "forge" / "p1.git").is_dir()
+
+
 def test_hook_records_branch_pushes_not_tags_or_deletions(tmp_path, organizer):
     cohort = new_cohort(tmp_path, organizer, ["alpha"])
     work = tmp_path / "alpha"
