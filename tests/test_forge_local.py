@@ -7,6 +7,7 @@ cohorts from it; the runner, store and summary tests import them.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -20,6 +21,7 @@ from cohort import forge, roster, store
 from cohort.cli import main
 from cohort.forge.base import CommitNotFound
 from cohort.forge.local import LocalForge
+from cohort.forge.template import Template
 
 STUB = '''"""Day w0_prep (tiny test copy)."""
 
@@ -179,6 +181,21 @@ def test_generate_with_a_relative_cohort_dir(tmp_path, organizer, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["generate", "--dir", "rel"]) == 0
     assert (tmp_path / "rel" / "forge" / "p1.git").is_dir()
+
+
+def test_pairs_added_after_a_template_update_start_from_it(tmp_path, organizer):
+    cohort = new_cohort(tmp_path, organizer, ["alpha"])
+    local = forge.connect(cohort)
+    updated = tmp_path / "updated"
+    shutil.copytree(cohort.dir / "template", updated)
+    (updated / "mlab" / "w0_prep.py").write_text(STUB + "\n# fixed in the update\n")
+    newer = Template(updated, "HEAD", "f" * 40, "2026-01-07T09:00:00+00:00")
+    assert local.create_repo(roster.Pair("beta", ("b1", "b2")), newer)
+    clone = tmp_path / "beta"
+    git("clone", "-q", local.repo_url("beta"), str(clone), cwd=tmp_path)
+    assert (clone / "mlab" / "w0_prep.py").read_text().endswith("# fixed in the update\n")
+    assert local.initial_commit("alpha") != local.initial_commit("beta")
+    assert local.initial_commit("beta") == git("rev-parse", "HEAD", cwd=clone).strip()
 
 
 def test_hook_records_branch_pushes_not_tags_or_deletions(tmp_path, organizer):

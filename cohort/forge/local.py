@@ -66,9 +66,12 @@ class LocalForge(Forge):
         return path
 
     def _seed(self, template: Template) -> Path:
-        """The repository holding the template commit, made once."""
+        """The repository holding the template commit, remade when the snapshot changes
+        (after `cohort sync`), so pairs added later start from the current template."""
         seed = self.root / SEED
-        if self._seeded or self.initial_commit(""):
+        stamp = f"{template.commit or 'worktree'} {template.taken_at}\n"
+        made_from = seed / "cohort-template"
+        if self._seeded or (made_from.exists() and made_from.read_text() == stamp):
             self._seeded = True
             return seed
         partial = self.root / f"{SEED}.partial-{os.getpid()}"
@@ -97,6 +100,7 @@ class LocalForge(Forge):
         ).strip()
         git("update-ref", f"refs/heads/{BRANCH}", commit, git_dir=partial)
         (partial / "cohort-index").unlink()
+        (partial / "cohort-template").write_text(stamp)
         shutil.rmtree(seed, ignore_errors=True)
         partial.rename(seed)
         self._seeded = True
@@ -151,13 +155,15 @@ class LocalForge(Forge):
         return str(self.path(pair))
 
     def initial_commit(self, pair: str) -> str | None:
-        """The same template commit for every pair (None before the first repository exists)."""
+        """The template commit the pair's repository was created with: the root of its main
+        (None when it has no repository)."""
         try:
-            return git(
-                "rev-parse", "--verify", "--quiet", f"refs/heads/{BRANCH}", git_dir=self.root / SEED
-            ).strip()
+            roots = git(
+                "rev-list", "--max-parents=0", f"refs/heads/{BRANCH}", git_dir=self._existing(pair)
+            ).split()
         except ForgeError:
             return None
+        return roots[-1] if roots else None
 
     def branch_tips(self, pair: str) -> dict[str, str]:
         out = git(
