@@ -323,6 +323,14 @@ backend = "local"   # bare repositories under forge/; pairs push with plain git
 host = "127.0.0.1"  # where `cohort serve` listens (git daemon); keep it on a trusted network
 port = 9418
 
+# GitHub mode (docs/github.md): set backend = "github" above and fill in this table.
+# [forge.github]
+# org = "mlab-2027"                                # holds one private repository per pair
+# grader_repository = "mlab-2027/cohort-template"  # the organizers' repository (graders, workflow)
+# grader_ref = "v1.0"                              # the cohort's pinned ref of it
+# team = "tas"                                     # TA team, made if missing; reviews every pair
+# gpu_runs_on = '["arc-gpu"]'                      # an ARC scale set's installation name
+
 [grading]
 test_timeout = 30   # seconds per test (tests marked slow get 4x)
 run_timeout = 900   # seconds for a whole grading run
