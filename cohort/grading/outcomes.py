@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 MAX_OUTPUT = 4000  # characters of failure output kept per test
 
@@ -99,16 +99,12 @@ class EventReader:
         return events
 
 
-def item_from(data: dict) -> Item:
-    return Item(**{k: data[k] for k in Item.__dataclass_fields__ if k in data})
+R = TypeVar("R", "Item", "Outcome", "Benchmark")
 
 
-def outcome_from(data: dict) -> Outcome:
-    return Outcome(**{k: data[k] for k in Outcome.__dataclass_fields__ if k in data})
-
-
-def benchmark_from(data: dict) -> Benchmark:
-    return Benchmark(**{k: data[k] for k in Benchmark.__dataclass_fields__ if k in data})
+def record_from(cls: type[R], data: dict) -> R:
+    """An Item, Outcome or Benchmark from an event, ignoring keys it does not have."""
+    return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 def as_dict(record: Item | Outcome | Benchmark) -> dict:

@@ -29,10 +29,8 @@ from cohort.grading.outcomes import (
     EventReader,
     Item,
     Outcome,
-    benchmark_from,
     clip,
-    item_from,
-    outcome_from,
+    record_from,
 )
 from cohort.grading.plugin import DESELECT_ENV, EVENTS_ENV
 from cohort.grading.static import scan_pair_code, scan_tests
@@ -65,23 +63,22 @@ class Run:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     benchmarks: list[Benchmark] = field(default_factory=list)
     collect_errors: dict[str, str] = field(default_factory=dict)
-    log: deque = field(default_factory=lambda: deque(maxlen=200))
 
     def take(self, event: dict) -> str | None:
         """Apply one event; returns the nodeid of a test that just started."""
         kind = event.get("event")
         if kind == "collected":
             for data in event.get("items", []):
-                item = item_from(data)
+                item = record_from(Item, data)
                 self.items.setdefault(item.nodeid, item)
         elif kind == "start":
             return event.get("nodeid")
         elif kind == "outcome":
-            outcome = outcome_from(event)
+            outcome = record_from(Outcome, event)
             if outcome.nodeid in self.items:
                 self.outcomes.setdefault(outcome.nodeid, outcome)
         elif kind == "benchmark":
-            self.benchmarks.append(benchmark_from(event))
+            self.benchmarks.append(record_from(Benchmark, event))
         elif kind == "collect_error":
             self.collect_errors[event.get("file", "?")] = event.get("message", "")
         return None
@@ -227,7 +224,6 @@ def run_pytest(ws: Path, targets: list[str], limits: Limits) -> Run:
         for event in reader.poll():  # what the child wrote just before it ended
             current = run.take(event) or current
         tail = b"".join(output).decode(errors="replace")
-        run.log.append(tail)
         if current and current not in run.outcomes:
             why = reason or f"the test process {_death(proc.returncode)} while running this test"
             run.outcomes[current] = Outcome(current, "failed", clip(f"{why}\n{_last_lines(tail)}"))
