@@ -176,3 +176,26 @@ def test_marker_selection_grades_only_the_selected_tests(pair_repo):
     res = sandbox.grade(pair_repo(CODE, tests), limits=FAST, markers="bench")
     assert [t["name"].split("::")[1] for t in res["tests"]] == ["test_fast"]
     assert (res["score"], res["max_score"]) == (1, 1)
+
+
+def test_a_test_file_that_does_not_import_fails_only_its_own_day(tmp_path):
+    repo = tmp_path / "pair"
+    (repo / "mlab").mkdir(parents=True)
+    (repo / "mlab" / "__init__.py").write_text("")
+    (repo / "mlab" / "good.py").write_text("def one():\n    return 1\n")
+    tests = repo / "tests"
+    tests.mkdir()
+    (tests / "test_good.py").write_text(
+        "import pytest\nfrom mlab import good\n\n"
+        "@pytest.mark.points(2)\ndef test_one():\n    assert good.one() == 1\n"
+    )
+    (tests / "test_broken.py").write_text(
+        "import pytest\nimport a_module_nobody_installed\n\n"
+        "@pytest.mark.points(3)\ndef test_never():\n    pass\n"
+    )
+    res = sandbox.grade(repo, limits=FAST)
+    days = res["extra_data"]["days"]
+    assert days["good"]["score"] == days["good"]["max_score"] == 2
+    assert (days["broken"]["score"], days["broken"]["max_score"]) == (0, 3)
+    broken = next(t for t in res["tests"] if t["name"].startswith("tests/test_broken.py"))
+    assert "a_module_nobody_installed" in broken["output"]
