@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cohort.grading import sandbox
+from cohort.grading import manifest, sandbox, workspace
 
 
 class CheckFailed(Exception):
@@ -39,9 +39,9 @@ def check_solutions(root: Path, day: str | None = None) -> dict:
     return res
 
 
-def check_template(root: Path, day: str | None = None) -> dict:
+def check_template(root: Path, day: str | None = None, tests: Path | None = None) -> dict:
     """Grade the untouched template: 0 points, every failure a clean NotImplementedError."""
-    res = sandbox.grade(root / "template", None, day)
+    res = sandbox.grade(root / "template", tests, day)
     unclean = [
         t
         for t in res["tests"]
@@ -55,12 +55,35 @@ def check_template(root: Path, day: str | None = None) -> dict:
     return res
 
 
+def record_manifest(root: Path) -> manifest.Manifest:
+    """Grade the untouched stubs with the template's tests (without the current manifest) and
+    record what every test is worth and which exercise it fails on first."""
+    tests = root / "template" / "tests"
+    with tempfile.TemporaryDirectory(prefix="cohort-manifest-") as tmp:
+        copy = Path(tmp, "tests")
+        shutil.copytree(tests, copy, ignore=shutil.ignore_patterns(manifest.FILENAME, "__pycache__"))
+        res = check_template(root, None, copy)
+        return manifest.record(res, copy, root / "template")
+
+
+def write_manifest(root: Path, check: bool = False) -> Path:
+    """Write `template/tests/manifest.json`; with `check`, fail when the file differs instead."""
+    path = root / "template" / "tests" / manifest.FILENAME
+    text = manifest.dump(record_manifest(root))
+    if check:
+        if not path.exists() or path.read_text() != text:
+            raise CheckFailed(f"{path}: stale; run `cohort check manifest`")
+    else:
+        path.write_text(text)
+    return path
+
+
 def update_snapshots(root: Path, day: str | None = None) -> list[Path]:
     """Re-record `template/tests/snapshots/<day>/` from the solutions; returns the files written."""
     tests = root / "template" / "tests"
     with tempfile.TemporaryDirectory(prefix="cohort-snapshots-") as tmp:
         ws = Path(tmp)
-        targets = sandbox.prepare_workspace(root / "solutions", tests, ws, day)
+        targets, _ = workspace.prepare(root / "solutions", tests, ws, day)
         shutil.rmtree(ws / "tests" / "snapshots", ignore_errors=True)
         env = {
             **os.environ,

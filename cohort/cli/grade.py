@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cohort.grading import report, results, sandbox
+from cohort.grading import isolation, report, results, sandbox
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=limits.memory_mb,
         help="address-space limit of the test process",
+    )
+    p.add_argument(
+        "--isolation",
+        choices=isolation.MODES,
+        default="auto",
+        help="sandbox for pair code: bwrap (required), auto (bwrap where it runs; the results "
+        'say "isolation: none" otherwise) or none',
     )
     p.add_argument("-m", "--markers", help='select tests by marker expression, e.g. "gpu or bench"')
     p.add_argument(
@@ -65,7 +72,9 @@ def meta(pairs: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     limits = sandbox.Limits(args.test_timeout, args.run_timeout, args.memory_mb)
     extra = meta(args.meta) | ({"pair": args.pair} if args.pair else {})
-    res = sandbox.grade(args.repo, args.tests, args.day, limits, extra, args.markers)
+    res = sandbox.grade(
+        args.repo, args.tests, args.day, limits, extra, args.markers, args.isolation
+    )
     results.write(res, args.out)
     if args.summary:
         args.summary.write_text(report.markdown_summary(res))

@@ -2,8 +2,8 @@
 
 Markers: `points(n)`, `gpu`, `bench`, `slow`. In a plain `pytest` run it prints a table per day
 and, with `--results PATH`, writes `results.json`; under GitHub Actions it also writes the job
-summary, error annotations and the `Points X/Y` notice. Run by `cohort grade` (COHORT_EVENTS set),
-it only streams events to the parent, which keeps the score.
+summary, error annotations and the `Points X/Y` notice. Run by `cohort grade` (COHORT_EVENTS_FD
+set), it only streams events into the parent's pipe; the parent keeps the score.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ MARKERS = (
 RESULTS_HELP = "write Gradescope-format results.json to this path"
 TIMEOUT_HELP = "per-test timeout in seconds (slow tests get 4x); 0 disables"
 DEFAULT_TIMEOUT = 30.0
-EVENTS_ENV, DESELECT_ENV = "COHORT_EVENTS", "COHORT_DESELECT"
+EVENTS_ENV, DESELECT_ENV = "COHORT_EVENTS_FD", "COHORT_DESELECT"
 
 
 class TestTimeout(BaseException):
@@ -69,8 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
 class Grading:
     def __init__(self, config: pytest.Config, timeout: float):
         self.config, self.timeout = config, timeout
-        events = os.environ.get(EVENTS_ENV)
-        self.events = EventWriter(events) if events else None
+        fd = os.environ.get(EVENTS_ENV)
+        self.events = EventWriter(int(fd)) if fd and fd.isdigit() else None
         self.items: list[Item] = []
         self.outcomes: dict[str, Outcome] = {}
         self.benchmarks: list[Benchmark] = []
@@ -107,6 +107,7 @@ class Grading:
                     rel,
                     (item.location[1] or 0) + 1,
                     self.item_timeout(item),
+                    sorted({m.name for m in item.iter_markers()}),
                 )
             )
             if item.get_closest_marker("gpu") and not _cuda_available():

@@ -73,7 +73,12 @@ def build(
                 "visibility": "visible",
                 "tags": [item.day, *item.markers],
                 "execution_time": round(outcome.duration, 3),
-                "extra_data": {"file": item.file, "line": item.line},
+                "extra_data": {
+                    "file": item.file,
+                    "line": item.line,
+                    "points": item.points,
+                    "marks": item.marks,
+                },
             }
         )
     bench = [

@@ -1,9 +1,10 @@
-"""Grade a pair checkout: pytest in a child process with time, memory and output limits.
+"""Grade a pair checkout: pytest in a sandboxed child process with time, memory and output limits.
 
-The child imports untrusted code. It reports each test as it goes (see `outcomes`); when it hangs
-past a test's timeout or dies (segfault, `os._exit`, out of memory), the parent records that test
-as failed with the reason and starts a new child for the tests not yet graded. The child runs in
-its own session, so killing its process group also ends anything it spawned.
+The child imports untrusted code. It runs under bubblewrap where that works (see `isolation`) and
+reports each test as it goes through a pipe the parent owns (see `outcomes`); when it hangs past a
+test's timeout or dies (segfault, `os._exit`, out of memory), the parent records that test as
+failed with the reason and starts a new child for the tests not yet graded. What counts is decided
+here, from the trusted manifest (see `manifest`, `verdict`), never by the child.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cohort.curriculum import day_of_test_file
-from cohort.grading import results
+import cohort
+from cohort.grading import isolation, manifest, results, verdict, workspace
 from cohort.grading.outcomes import (
     Benchmark,
+    ChannelFlooded,
     EventReader,
     Item,
     Outcome,
@@ -34,16 +36,13 @@ from cohort.grading.outcomes import (
 )
 from cohort.grading.plugin import DESELECT_ENV, EVENTS_ENV
 from cohort.grading.static import scan_pair_code, scan_tests
+from cohort.grading.workspace import GradeError
 
 GRACE_S = 10.0  # beyond a test's own timeout before the parent kills the child
-PYTEST_INI = """\
-[pytest]
-addopts = --strict-markers -p no:cacheprovider -q -rN
-testpaths = tests
-"""
 # A test file that fails to import fails only its own tests; the other days run as usual.
 CHILD_ARGS = ("--continue-on-collection-errors",)
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL")
+__all__ = ["GradeError", "Limits", "grade"]
 
 
 @dataclass
@@ -55,65 +54,65 @@ class Limits:
     output_kb: int = 256  # child stdout/stderr kept for diagnosis
 
 
-class GradeError(Exception):
-    """The checkout or the tests cannot be graded at all (one-line message)."""
-
-
 @dataclass
 class Run:
-    items: dict[str, Item] = field(default_factory=dict)
+    """What the children claimed, across restarts. `expected` is what must be reported: the
+    manifest's selection, or (with no manifest) what the child collected."""
+
+    expected: dict[str, Item] = field(default_factory=dict)
+    trusted: bool = False  # expected came from a manifest
+    collected: bool = False
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    duplicated: set[str] = field(default_factory=set)
     benchmarks: list[Benchmark] = field(default_factory=list)
     collect_errors: dict[str, str] = field(default_factory=dict)
 
     def take(self, event: dict) -> str | None:
         """Apply one event; returns the nodeid of a test that just started."""
         kind = event.get("event")
-        if kind == "collected":
-            for data in event.get("items", []):
-                item = record_from(Item, data)
-                self.items.setdefault(item.nodeid, item)
-        elif kind == "start":
-            return event.get("nodeid")
-        elif kind == "outcome":
-            outcome = record_from(Outcome, event)
-            if outcome.nodeid in self.items:
-                self.outcomes.setdefault(outcome.nodeid, outcome)
-        elif kind == "benchmark":
-            self.benchmarks.append(record_from(Benchmark, event))
-        elif kind == "collect_error":
-            self.collect_errors[event.get("file", "?")] = event.get("message", "")
+        try:
+            if kind == "collected":
+                self.collected = True
+                if not self.trusted:
+                    for data in event.get("items", [])[:100_000]:
+                        item = record_from(Item, data)
+                        self.expected.setdefault(str(item.nodeid), item)
+            elif kind == "start":
+                nodeid = event.get("nodeid")
+                return nodeid if nodeid in self.expected else None
+            elif kind == "outcome":
+                outcome = verdict.clean(record_from(Outcome, event))
+                if outcome.nodeid not in self.expected:
+                    return None
+                if outcome.nodeid in self.outcomes:
+                    self.duplicated.add(outcome.nodeid)
+                else:
+                    self.outcomes[outcome.nodeid] = outcome
+            elif kind == "benchmark" and len(self.benchmarks) < 10_000:
+                self.benchmarks.append(record_from(Benchmark, event))
+            elif kind == "collect_error":
+                self.collect_errors[str(event.get("file", "?"))] = clip(str(event.get("message")))
+        except (TypeError, AttributeError):
+            pass  # a malformed event: ignored, like any other forged line
         return None
 
 
-def prepare_workspace(repo: Path, tests: Path, ws: Path, day: str | None) -> list[str]:
-    """Copy the pair's `mlab/` and the (trusted) tests into `ws`; return pytest's targets."""
-    if not tests.is_dir():
-        raise GradeError(f"{tests}: no tests directory to grade with")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
-    if (repo / "mlab").is_dir():
-        shutil.copytree(repo / "mlab", ws / "mlab", ignore=ignore, symlinks=False)
-    shutil.copytree(tests, ws / "tests", ignore=ignore, symlinks=False)
-    (ws / "pytest.ini").write_text(PYTEST_INI)
-    if day is None:
-        return ["tests"]
-    if not (ws / "tests" / f"test_{day}.py").exists():
-        raise GradeError(f"{tests}: no graders for day {day!r} (expected test_{day}.py)")
-    return [f"tests/test_{day}.py"]
-
-
-def _child_env(ws: Path, events: Path, deselect: Path, limits: Limits) -> dict[str, str]:
+def _child_env(deselect: str, limits: Limits, mode: str, grader: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not any(w in k.upper() for w in SECRET_WORDS)}
     env = {k: v for k, v in env.items() if not k.startswith(("GITHUB_", "COHORT_", "PYTEST_"))}
+    if mode == "bwrap":
+        env.update(PYTHONPATH=f"{isolation.WORKSPACE}:{isolation.GRADER}", HOME=isolation.HOME)
+        env.update(TMPDIR="/tmp", GLOO_SOCKET_IFNAME="lo")
+    else:
+        env.update(PYTHONPATH=os.pathsep.join(["", str(grader)]))
     env.update(
-        PYTHONPATH=str(ws),
         PYTHONDONTWRITEBYTECODE="1",
         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
         MPLBACKEND="Agg",
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         COHORT_TEST_TIMEOUT=str(limits.test_timeout),
-        **{EVENTS_ENV: str(events), DESELECT_ENV: str(deselect)},
+        **{DESELECT_ENV: deselect},
     )
     return env
 
@@ -172,7 +171,11 @@ def _watch(
     current, start = None, time.monotonic()
     started = start
     while True:
-        for event in reader.poll():
+        try:
+            events = reader.poll(timeout=0.05)
+        except ChannelFlooded as e:
+            return current, f"the test process flooded the grading channel ({e}) and was killed"
+        for event in events:
             if (nodeid := run.take(event)) is not None:
                 current, started = nodeid, time.monotonic()
         if current in run.outcomes:
@@ -180,57 +183,88 @@ def _watch(
         if proc.poll() is not None:
             return current, None
         now = time.monotonic()
-        item = run.items.get(current) if current else None
+        item = run.expected.get(current) if current else None
         if item and now - started > (item.timeout or limits.test_timeout) + GRACE_S:
             return (
                 current,
                 f"timed out after {now - started:.0f} s and was killed (an infinite loop?)",
             )
-        if not run.items and now - start > limits.test_timeout * 2 + GRACE_S:
+        if not run.collected and now - start > limits.test_timeout * 2 + GRACE_S:
             return (
                 current,
                 f"importing the exercises took over {now - start:.0f} s (a loop at import?)",
             )
         if now > deadline:
             return current, f"the whole grading run hit its {limits.run_timeout:g} s limit"
-        time.sleep(0.05)
 
 
-def run_pytest(ws: Path, targets: list[str], limits: Limits) -> Run:
+def _spawn(
+    argv: list[str], ws: Path, control: Path, deselect: Path, limits: Limits, mode: str, fd: int
+) -> subprocess.Popen:
+    grader = control / "grader"
+    if mode == "bwrap":
+        argv = isolation.command(argv, ws, control)
+        deselect_path = f"{isolation.CONTROL}/{deselect.name}"
+    else:
+        if not grader.exists():  # the grader package alone on the path, not its checkout
+            grader.mkdir()
+            (grader / "cohort").symlink_to(Path(cohort.__file__).resolve().parent)
+        deselect_path = str(deselect)
+    env = _child_env(deselect_path, limits, mode, grader)
+    env[EVENTS_ENV] = str(fd)
+    return subprocess.Popen(
+        argv,
+        cwd=ws,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_limit(limits),
+        pass_fds=(fd,),
+    )
+
+
+def run_pytest(
+    ws: Path, control: Path, targets: list[str], limits: Limits, mode: str, run: Run
+) -> Run:
     """Run the tests to the end, restarting the child after each hang or crash."""
-    run = Run()
     deadline = time.monotonic() + limits.run_timeout
+    argv = [sys.executable, "-m", "pytest", "-p", "cohort.grading.plugin", *CHILD_ARGS, *targets]
     for attempt in range(1, 10_000):
-        events, deselect = ws / f"events-{attempt}.jsonl", ws / f"deselect-{attempt}.txt"
+        deselect = control / f"deselect-{attempt}.txt"
         deselect.write_text("\n".join(run.outcomes))
         graded_before = len(run.outcomes)
         output: deque = deque(maxlen=max(1, limits.output_kb // 4))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-p", "cohort.grading.plugin", *CHILD_ARGS, *targets],
-            cwd=ws,
-            env=_child_env(ws, events, deselect, limits),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_limit(limits),
-        )
+        read_fd, write_fd = os.pipe()
+        try:
+            proc = _spawn(argv, ws, control, deselect, limits, mode, write_fd)
+        finally:
+            os.close(write_fd)
         drainer = threading.Thread(target=_drain, args=(proc.stdout, output), daemon=True)
         drainer.start()
-        reader = EventReader(events)
+        reader = EventReader(read_fd)
         try:
             current, reason = _watch(proc, run, reader, limits, deadline)
         finally:
             _kill_group(proc)  # also on Ctrl-C: nothing the child started outlives the run
         drainer.join(timeout=5)
-        for event in reader.poll():  # what the child wrote just before it ended
-            current = run.take(event) or current
+        try:
+            for event in reader.poll():  # what the child wrote just before it ended
+                current = run.take(event) or current
+        except ChannelFlooded:
+            pass
+        reader.close()
         tail = b"".join(output).decode(errors="replace")
         if current and current not in run.outcomes:
             why = reason or f"the test process {_death(proc.returncode)} while running this test"
             run.outcomes[current] = Outcome(current, "failed", clip(f"{why}\n{_last_lines(tail)}"))
-        remaining = [n for n in run.items if n not in run.outcomes]
-        if not remaining and run.items:
+        remaining = [
+            n
+            for n, item in run.expected.items()
+            if n not in run.outcomes and item.file not in run.collect_errors
+        ]  # the tests of a file that did not import fail with its import error
+        if not remaining and (run.expected or run.trusted):
             break
         if time.monotonic() > deadline or len(run.outcomes) == graded_before:
             why = reason or f"the test process {_death(proc.returncode)} before running it"
@@ -238,7 +272,7 @@ def run_pytest(ws: Path, targets: list[str], limits: Limits) -> Run:
                 run.outcomes[nodeid] = Outcome(
                     nodeid, "failed", clip(f"{why}\n{_last_lines(tail)}")
                 )
-            if not run.items:
+            if not run.expected:
                 run.collect_errors.setdefault("*", clip(f"{why}\n{_last_lines(tail)}"))
             break
     return run
@@ -249,8 +283,9 @@ def _last_lines(text: str, n: int = 15) -> str:
 
 
 def _static_items(ws: Path, targets: list[str], run: Run) -> None:
-    """Give tests of files that never got collected (import error, hang) a failed outcome."""
-    collected_files = {item.file for item in run.items.values()}
+    """With no manifest: give tests of files that never got collected (import error, hang) a
+    failed outcome, their points read from the test file."""
+    collected_files = {item.file for item in run.expected.values()}
     files = [
         p
         for t in targets
@@ -258,11 +293,11 @@ def _static_items(ws: Path, targets: list[str], run: Run) -> None:
     ]
     for path in files:
         rel = path.relative_to(ws).as_posix()
-        if rel in collected_files or day_of_test_file(path) is None:
+        if rel in collected_files:
             continue
         message = run.collect_errors.get(rel) or run.collect_errors.get("*") or "never collected"
         for item in scan_tests(path, rel):
-            run.items[item.nodeid] = item
+            run.expected[item.nodeid] = item
             run.outcomes[item.nodeid] = Outcome(
                 item.nodeid, "failed", f"could not import this day's code:\n{message}"
             )
@@ -283,6 +318,19 @@ def git_facts(repo: Path) -> dict:
     return {"commit": out[0], "committed_at": out[1]} if len(out) == 2 else {}
 
 
+def _selection(
+    tests: Path, ws: Path, day: str | None, markers: str | None
+) -> tuple[list[manifest.Entry] | None, set[str]]:
+    """The manifest's tests for this run and the exercises still stubbed in the pair's copy."""
+    try:
+        found = manifest.load(tests)
+        if found is None:
+            return None, set()
+        return found.select(ws / "tests", day, markers), manifest.still_stubs(found, ws)
+    except manifest.ManifestError as e:
+        raise GradeError(str(e)) from None
+
+
 def grade(
     repo: Path,
     tests: Path | None = None,
@@ -290,23 +338,48 @@ def grade(
     limits: Limits | None = None,
     extra: dict | None = None,
     markers: str | None = None,
+    isolate: str = "auto",
 ) -> dict:
     """Grade `repo` (laid out like `template/`) with `tests` (default: its own) -> results.
 
-    `markers` selects tests as pytest's `-m` does (e.g. "gpu or bench" on a GPU runner).
+    `markers` selects tests as pytest's `-m` does (e.g. "gpu or bench" on a GPU runner);
+    `isolate` is "auto" (bubblewrap where it runs), "bwrap" (required) or "none".
     """
     repo, limits = Path(repo), limits or Limits()
     if not repo.is_dir():
         raise GradeError(f"{repo}: no such directory to grade")
+    try:
+        mode, why = isolation.resolve(isolate)
+    except isolation.IsolationError as e:
+        raise GradeError(str(e)) from None
     tests = Path(tests) if tests else repo / "tests"
-    started = time.monotonic()
+    started, gpu = time.monotonic(), _gpu_name()
     with tempfile.TemporaryDirectory(prefix="cohort-grade-") as tmp:
-        ws = Path(tmp)
-        targets = prepare_workspace(repo, tests, ws, day)
-        run = run_pytest(ws, [*targets, *(["-m", markers] if markers else [])], limits)
-        if not markers:  # a marker selection cannot be applied to files that never imported
+        ws, control = Path(tmp, "ws"), Path(tmp, "control")
+        ws.mkdir()
+        control.mkdir()
+        targets, refused = workspace.prepare(repo, tests, ws, day)
+        entries, stubs = _selection(tests, ws, day, markers)
+        flags = scan_pair_code(ws / "mlab")  # before the child can rewrite its copy
+        run = Run(trusted=entries is not None)
+        run.expected = {e.nodeid: verdict.item_of(e, limits.test_timeout) for e in entries or []}
+        if refused and entries is None:
+            raise GradeError(f"{repo}: {refused}")
+        if refused:
+            run.collect_errors["*"] = f"grading refused: {refused}"
+        else:
+            sel = ["-m", markers] if markers else []
+            run_pytest(ws, control, [*targets, *sel], limits, mode, run)
+        if entries is None and not markers:  # a marker selection cannot apply to unimported files
             _static_items(ws, targets, run)
-    gpu = _gpu_name()
+    if entries is not None:
+        missing = "the test process never reported this test"
+        outcomes = verdict.judge(
+            entries, run.outcomes, run.duplicated, run.collect_errors, stubs, bool(gpu), missing
+        )
+        benchmarks, dropped = verdict.benchmarks(run.benchmarks, entries, outcomes)
+    else:
+        outcomes, benchmarks, dropped = run.outcomes, run.benchmarks, 0
     facts = {
         "pair": repo.resolve().name,
         "repo": str(repo),
@@ -315,11 +388,14 @@ def grade(
         "runner": {"kind": "gpu" if gpu else "cpu", "gpu": gpu},
         "markers": markers,
         "limits": limits.__dict__,
-        "flags": scan_pair_code(repo / "mlab"),
+        "isolation": {"mode": mode, **({"reason": why} if why else {})},
+        "manifest": entries is not None,
+        "benchmarks_dropped": dropped,
+        "flags": flags,
         **(extra or {}),
     }
     return results.build(
-        list(run.items.values()), run.outcomes, run.benchmarks, facts, time.monotonic() - started
+        list(run.expected.values()), outcomes, benchmarks, facts, time.monotonic() - started
     )
 
 

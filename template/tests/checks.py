@@ -14,22 +14,33 @@ def describe(t: torch.Tensor) -> str:
     return f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}"
 
 
+PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+def plain_tensor(actual, expected: torch.Tensor, what: str) -> torch.Tensor:
+    """`actual` as a plain tensor. Subclasses and look-alikes are refused: their own methods
+    (`shape`, `isclose`, `__eq__`) could say anything."""
+    if type(actual) not in PLAIN:
+        pytest.fail(
+            f"{what}: returned {type(actual).__name__}, expected a torch.Tensor {describe(expected)}"
+            " (not a subclass)",
+            pytrace=False,
+        )
+    return torch.Tensor.detach(actual)
+
+
 def assert_close(
     actual, expected: torch.Tensor, *, what: str, atol: float = 1e-5, rtol: float = 1e-4
 ) -> None:
     """Compare with the reference and explain the difference in one short paragraph."""
-    if not isinstance(actual, torch.Tensor):
-        pytest.fail(
-            f"{what}: returned {type(actual).__name__}, expected a Tensor {describe(expected)}",
-            pytrace=False,
-        )
+    actual = plain_tensor(actual, expected, what)
     if actual.shape != expected.shape:
         pytest.fail(
             f"{what}: shape {tuple(actual.shape)}, expected {tuple(expected.shape)}", pytrace=False
         )
     if expected.is_floating_point() != actual.is_floating_point():
         pytest.fail(f"{what}: dtype {actual.dtype}, expected {expected.dtype}", pytrace=False)
-    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
+    a, e = actual.double().cpu(), expected.detach().double().cpu()
     bad = ~torch.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
     if not bad.any():
         return
