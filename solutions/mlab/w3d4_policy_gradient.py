@@ -168,11 +168,11 @@ def make_envs(env: EnvSpec, num_envs: int) -> gym.vector.SyncVectorEnv:
 class Step:
     """What one step of the vectorized environments gives back, as tensors."""
 
-    obs: Float[Tensor, "N *obs"]  # where each environment is now (a new episode's first if done)
+    obs: Float[Tensor, "N obs"]  # where each environment is now (a new episode's first if done)
     reward: Float[Tensor, " N"]
     terminated: Bool[Tensor, " N"]  # the episode ended for good: nothing more to come
     truncated: Bool[Tensor, " N"]  # cut by a time limit: the future was not zero
-    next_obs: Float[Tensor, "N *obs"]  # the state this step led to (the final one if done)
+    next_obs: Float[Tensor, "N obs"]  # the state this step led to (the final one if done)
     episode_returns: list[float]  # returns of the episodes that ended in this step
 
 
@@ -257,6 +257,7 @@ class Agent(nn.Module):
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: int = 64):
         super().__init__()
+
         # BEGIN SOLUTION
         def mlp(out: int, std: float) -> nn.Sequential:
             return nn.Sequential(
@@ -345,20 +346,20 @@ def train_reinforce(
 class Rollout:
     """T steps of N environments, as `collect_rollout` records them."""
 
-    obs: Float[Tensor, "T N *obs"]  # what the agent saw
+    obs: Float[Tensor, "T N obs"]  # what the agent saw
     actions: Int[Tensor, "T N"]  # what it did
     logprobs: Float[Tensor, "T N"]  # log pi_old(a_t | s_t), from the policy that acted
     values: Float[Tensor, "T N"]  # V_old(s_t)
     rewards: Float[Tensor, "T N"]
     terminated: Bool[Tensor, "T N"]
     truncated: Bool[Tensor, "T N"]
-    next_obs: Float[Tensor, "T N *obs"]  # s_{t+1}: the final observation where an episode ended
+    next_obs: Float[Tensor, "T N obs"]  # s_{t+1}: the final observation where an episode ended
     episode_returns: list[float]  # of the episodes that ended during the rollout
 
 
 def collect_rollout(
-    envs: gym.vector.VectorEnv, agent: Agent, obs: Float[Tensor, "N *obs"], n_steps: int
-) -> tuple[Rollout, Float[Tensor, "N *obs"]]:
+    envs: gym.vector.VectorEnv, agent: Agent, obs: Float[Tensor, "N obs"], n_steps: int
+) -> tuple[Rollout, Float[Tensor, "N obs"]]:
     """Run the current policy for `n_steps` steps of every environment, starting from `obs`.
 
     Each step: sample actions with `agent.get_action_and_value` (no gradients needed: these
@@ -374,7 +375,16 @@ def collect_rollout(
             action, logprob, _, value = agent.get_action_and_value(obs)
             step = step_envs(envs, action)
             rows.append(
-                (obs, action, logprob, value, step.reward, step.terminated, step.truncated, step.next_obs)
+                (
+                    obs,
+                    action,
+                    logprob,
+                    value,
+                    step.reward,
+                    step.terminated,
+                    step.truncated,
+                    step.next_obs,
+                )
             )
             episode_returns += step.episode_returns
             obs = step.obs
@@ -475,7 +485,7 @@ def clipped_value_loss(
 class Batch:
     """Flattened samples (B = T * N of them, or a minibatch): what a PPO update needs."""
 
-    obs: Float[Tensor, "B *obs"]
+    obs: Float[Tensor, "B obs"]
     actions: Int[Tensor, " B"]
     logprobs: Float[Tensor, " B"]  # log pi_old
     values: Float[Tensor, " B"]  # V_old
@@ -625,7 +635,7 @@ def train_ppo(env: EnvSpec, args: PPOArgs) -> tuple[Agent, list[float]]:
             args.gae_lambda,
         )
         batch = Batch(
-            obs=rollout.obs.flatten(0, 1),  # (T, N, *obs) -> (B, *obs)
+            obs=rollout.obs.flatten(0, 1),  # (T, N, obs) -> (B, obs)
             actions=rollout.actions.flatten(),
             logprobs=rollout.logprobs.flatten(),
             values=rollout.values.flatten(),
