@@ -185,7 +185,12 @@ class GPT2(nn.Module):
         # END SOLUTION
 
 
-CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+CONV1D_WEIGHTS = (
+    "attn.c_attn.weight",
+    "attn.c_proj.weight",
+    "mlp.c_fc.weight",
+    "mlp.c_proj.weight",
+)
 
 
 def load_gpt2_weights(
@@ -436,7 +441,9 @@ class GPT2Tokenizer:
 
     def __init__(self, vocab_file: str | Path | None = None, merges_file: str | Path | None = None):
         default_vocab, default_merges = bpe_files()
-        self.encoder: dict[str, int] = json.loads(Path(vocab_file or default_vocab).read_text("utf-8"))
+        self.encoder: dict[str, int] = json.loads(
+            Path(vocab_file or default_vocab).read_text("utf-8")
+        )
         self.decoder = {i: s for s, i in self.encoder.items()}
         lines = Path(merges_file or default_merges).read_text("utf-8").splitlines()
         merges = [tuple(line.split()) for line in lines[1:] if line.strip()]  # skip "#version"
