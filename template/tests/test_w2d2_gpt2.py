@@ -483,8 +483,11 @@ def test_generate_sampling_is_seeded():
 @points(1)
 def test_generate_frequency_penalty():
     hf = hf_gpt2()
-    penalty, t = 1.5, 4
+    penalty, t = 1.5, 8
     ids = prompts(hf.config.vocab_size, b=2, t=t)
+    with torch.no_grad():  # fill each prompt's second half with the token greedy would pick next
+        favourite = hf(ids[:, :4]).logits[:, -1].argmax(-1)
+    ids[:, 4:] = favourite[:, None]
     out = m.generate(our_model(hf), ids, 15, frequency_penalty=penalty)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, t + 15):
         pytest.fail("generate returned the wrong shape", pytrace=False)
