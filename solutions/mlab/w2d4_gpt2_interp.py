@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
@@ -42,7 +41,7 @@ class AttnOnlyConfig:
     n_ctx: int = 64
     d_model: int = 64
     n_layers: int = 2
-    n_heads: int = 4
+    n_heads: int = 2
     d_head: int = 16
     ln_eps: float = 1e-5
 
@@ -104,7 +103,10 @@ class LayerNorm(nn.Module):
 
     def __init__(self, cfg: AttnOnlyConfig):
         super().__init__()
-        self.w, self.b = nn.Parameter(torch.ones(cfg.d_model)), nn.Parameter(torch.zeros(cfg.d_model))
+        self.w, self.b = (
+            nn.Parameter(torch.ones(cfg.d_model)),
+            nn.Parameter(torch.zeros(cfg.d_model)),
+        )
         self.eps = cfg.ln_eps
         self.hook_scale = HookPoint()  # (b, s, 1)
 
@@ -150,7 +152,7 @@ def load_attn_only(path: Path | str = ASSETS / "attn_only_2l.pt") -> AttnOnlyTra
 
 
 def save_attn_only(model: AttnOnlyTransformer, path: Path | str) -> None:
-    """Weights in float16 (~100 KB) with the config; `load_attn_only` reads them back as float32."""
+    """Weights in float16 (~65 KB) with the config; `load_attn_only` reads them back as float32."""
     state = {k: v.detach().half() for k, v in model.state_dict().items()}
     torch.save({"config": asdict(model.cfg), "state_dict": state}, path)
 
@@ -247,7 +249,9 @@ def gpt2_residual_stream(
     # END SOLUTION
 
 
-def logit_lens(model: nn.Module, input_ids: Int[Tensor, "b s"]) -> Float[Tensor, "layer_plus_1 b s v"]:
+def logit_lens(
+    model: nn.Module, input_ids: Int[Tensor, "b s"]
+) -> Float[Tensor, "layer_plus_1 b s v"]:
     """Decode every residual stream of GPT-2 as if it were the last: lm_head(ln_f(resid_l)).
 
     Entry n_layer equals the model's logits; the earlier entries show what the model "would say"

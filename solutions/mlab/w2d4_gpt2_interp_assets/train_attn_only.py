@@ -2,7 +2,7 @@
 
 Run `python solutions/mlab/w2d4_gpt2_interp_assets/train_attn_only.py` from the repo root (or
 `python mlab/w2d4_gpt2_interp_assets/train_attn_only.py` in a pair's repository); about a minute
-on 2 CPU cores. Writes `attn_only_2l.pt` (float16 weights and the config, ~100 KB) beside this
+on 2 CPU cores. Writes `attn_only_2l.pt` (float16 weights and the config, ~65 KB) beside this
 script (or `--out`).
 
 The data: [BOS, then a random segment of T tokens repeated until the context is full], with T
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE.parent / "attn_only_2l.pt")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=2)
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
@@ -78,7 +78,9 @@ def main() -> None:
     first, second = losses[:, :20].mean().item(), losses[:, 21:].mean().item()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_attn_only(model, args.out)
-    print(f"wrote {args.out}: loss on [BOS, r, r] (T = 20) {first:.3f} first half, {second:.3f} second")
+    print(
+        f"wrote {args.out}: loss on [BOS, r, r] (T = 20) {first:.3f} first half, {second:.3f} second"
+    )
 
 
 if __name__ == "__main__":
