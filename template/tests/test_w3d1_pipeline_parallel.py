@@ -47,9 +47,19 @@ def run(job: str, world_size: int, **kwargs) -> list[dict]:
 
 def part(results: list[dict], key: str) -> list:
     """Each rank's result for one part of a job; a stub met on any rank is this test's stub."""
+    world_size = len(results)
     for rank, res in enumerate(results):
         if "todo" in res[key]:
-            raise NotImplementedError(f"{res[key]['todo']} (raised on rank {rank})")
+            raise NotImplementedError(f"{res[key]['todo']} (raised on rank {rank} of {world_size})")
+    errors = {rank: res[key] for rank, res in enumerate(results) if "error" in res[key]}
+    if errors:
+        pytest.fail(h.describe_failure(errors, world_size), pytrace=False)
+    skipped = [res[key]["skipped"] for res in results if "skipped" in res[key]]
+    if skipped:
+        pytest.fail(
+            f"not run: part {skipped[0]!r} of the same run failed before it (see that test)",
+            pytrace=False,
+        )
     return [res[key]["ok"] for res in results]
 
 
@@ -325,7 +335,8 @@ def test_single_stage_pipeline(schedule):
         torch.tensor(ref["loss"]),
         atol=ATOL,
         rtol=RTOL,
-        what=f"{what}: the loss vs the whole batch's mean loss",
+        what=f"{what}: the loss vs the whole batch's mean loss (each micro-batch's mean loss "
+        "times its size / batch size, summed)",
     )
     for name, p in model.named_parameters():
         expect(p.grad is not None, f"{what}: {name}.grad is None after the step")
@@ -403,7 +414,7 @@ CASES = {  # world size -> (n, n_micro) batches run with each schedule
 
 
 def pipeline_run(world_size: int) -> list[dict]:
-    cases = [(sch, n, k) for n, k in CASES[world_size] for sch in ("gpipe", "1f1b")]
+    cases = [(sch, n, k) for sch in ("gpipe", "1f1b") for n, k in CASES[world_size]]
     return run("pipeline", world_size, cases=cases, steps=world_size < 4)
 
 
@@ -419,7 +430,8 @@ def check_against_single_process(results, world_size: int, n: int, what: str) ->
         torch.tensor(ref["loss"]),
         atol=ATOL,
         rtol=RTOL,
-        what=f"{what}: the last stage's loss vs the whole batch's mean loss",
+        what=f"{what}: the last stage's loss vs the whole batch's mean loss (each micro-batch's "
+        "mean loss times its size / batch size, summed)",
     )
     for rank, res in enumerate(results):
         expect(

@@ -133,30 +133,15 @@ def run(
 def _results(
     job: str, world_size: int, outcomes: dict[int, dict], stacks: dict[int, str], timeout: float
 ) -> list[dict]:
-    errors = sorted(
-        (_rank_of_error(o), o["time"], r, o) for r, o in outcomes.items() if "error" in o
-    )
-    for *_, rank, o in errors:
+    errors = {r: o for r, o in outcomes.items() if "error" in o}
+    for rank, o in sorted(errors.items()):
         if o["error"] == "NotImplementedError":
             raise NotImplementedError(f"{o['message']} (raised on rank {rank} of {world_size})")
     if errors:
-        *_, rank, o = errors[0]  # the cause; its peers' errors are consequences
-        where = f" at {o['where']}" if o["where"] else ""
-        others = [r for *_, r, _ in errors[1:]]
-        also = f" Ranks {others} failed after it." if others else ""
-        what = "crashed" if o["error"] == "a crash" else f"raised {o['error']}{where}"
         todo = next((t for out in outcomes.values() for t in out.get("todo", [])), None)
         if todo is not None:  # a stub on one rank left its peers waiting: the stub is the cause
-            raise NotImplementedError(f"{todo} (then rank {rank} of {world_size} failed waiting)")
-        hint = ""
-        if _rank_of_error(o) == 2:
-            hint = (
-                " It waited for a message that never came (a deadlock): do the neighbours agree on"
-                " who sends what, in which order? A blocking dist.send waits until the peer posts"
-                " its recv, and in 1F1B both neighbours send at once: send with dist.isend."
-            )
-        message = _tidy(o["message"])
-        raise WorkerFailure(f"rank {rank} of {world_size} {what}: {message}{hint}{also}")
+            raise NotImplementedError(f"{todo} (then the other ranks failed waiting)")
+        raise WorkerFailure(describe_failure(errors, world_size))
     missing = [r for r in range(world_size) if r not in outcomes]
     if missing:
         seen = {r: _mlab_line_of_stack(stacks.get(r, "")) for r in missing}
@@ -168,6 +153,24 @@ def _results(
             "same order."
         )
     return [outcomes[r]["result"] for r in range(world_size)]
+
+
+def describe_failure(errors: dict[int, dict], world_size: int) -> str:
+    """One message for the ranks' errors: the cause first; its peers' errors are consequences."""
+    ranked = sorted((_rank_of_error(o), o["time"], r, o) for r, o in errors.items())
+    *_, rank, o = ranked[0]
+    where = f" at {o['where']}" if o["where"] else ""
+    others = [r for *_, r, _ in ranked[1:]]
+    also = f" Ranks {others} failed after it." if others else ""
+    what = "crashed" if o["error"] == "a crash" else f"raised {o['error']}{where}"
+    hint = ""
+    if _rank_of_error(o) == 2:
+        hint = (
+            " It waited for a message that never came (a deadlock): do the neighbours agree on"
+            " who sends what, in which order? A blocking dist.send waits until the peer posts"
+            " its recv, and in 1F1B both neighbours send at once: send with dist.isend."
+        )
+    return f"rank {rank} of {world_size} {what}: {_tidy(o['message'])}{hint}{also}"
 
 
 _SIGNALS = {int(s) for s in signal.Signals}
@@ -270,14 +273,7 @@ def _worker(
         torch.manual_seed(1000 + rank)  # ranks differ in random state, as in real life
         report = {"result": JOBS[job](rank, world_size, **kwargs)}
     except BaseException as exc:  # noqa: BLE001 (everything goes back to the parent)
-        message = str(exc).strip().splitlines()
-        report = {
-            "error": type(exc).__name__,
-            "message": " ".join(message)[:600] or repr(exc),
-            "where": _where(exc),
-            "time": time.time(),
-            "todo": TODOS,
-        }
+        report = {**_error_report(exc), "todo": TODOS}
     faulthandler.cancel_dump_traceback_later()
     partial = out / f"rank{rank}.tmp"
     torch.save(report, partial)
@@ -342,13 +338,32 @@ def stage_of_param(name: str, n_stages: int) -> int:
 # -- jobs (run on every rank; return plain data: tensors, numbers, lists, dicts) ---------------
 
 
-def _part(fn: Callable, *args) -> dict:
-    """Run one independent part of a job; a stub (NotImplementedError) is recorded, not fatal."""
+def _error_report(exc: BaseException) -> dict:
+    message = str(exc).strip().splitlines()
+    return {
+        "error": type(exc).__name__,
+        "message": " ".join(message)[:600] or repr(exc),
+        "where": _where(exc),
+        "time": time.time(),
+    }
+
+
+_FAILED: list[str] = []  # the part that failed on this rank (the process group may be broken)
+
+
+def _part(name: str, fn: Callable, *args) -> dict:
+    """Run one part of a job. A stub (NotImplementedError) is recorded and the next part runs; an
+    error is recorded and the later parts are skipped (messages may be left in flight)."""
+    if _FAILED:
+        return {"skipped": _FAILED[0]}
     try:
         return {"ok": fn(*args)}
     except NotImplementedError as exc:
         TODOS.append(str(exc))
         return {"todo": str(exc)}
+    except Exception as exc:  # noqa: BLE001 (goes back to the parent)
+        _FAILED.append(name)
+        return _error_report(exc)
 
 
 def fwd_tensor(rank: int, case: int, shape: tuple[int, ...]) -> Tensor:
@@ -398,7 +413,7 @@ def job_comm(rank: int, world_size: int, shapes: list) -> dict:
         _wait(works)
         return got
 
-    return {"forward": _part(forward), "backward": _part(backward)}
+    return {"forward": _part("forward", forward), "backward": _part("backward", backward)}
 
 
 class Recorder:
@@ -480,9 +495,10 @@ def job_pipeline(rank: int, world_size: int, cases: list, steps: bool = False) -
         return _stage_result(model, rank, stage, rec, loss)
 
     if steps:
-        parts["steps"] = _part(by_hand)
+        parts["steps"] = _part("steps", by_hand)
     for schedule, n, n_micro in cases:
-        parts[f"{schedule}:{n}:{n_micro}"] = _part(case, schedule, n, n_micro)
+        key = f"{schedule}:{n}:{n_micro}"
+        parts[key] = _part(key, case, schedule, n, n_micro)
     return parts
 
 
