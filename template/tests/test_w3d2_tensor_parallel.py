@@ -7,7 +7,10 @@ computation: torch's functional layers, scaled_dot_product_attention, cross_entr
 transformers' GPT2LMHeadModel. An error on a rank fails that exercise's tests with the rank's
 message and the line of your code that raised it; the other exercises are still graded.
 
-Run one exercise with `pytest tests/test_w3d2_tensor_parallel.py -k row_parallel`.
+Run one exercise with `pytest tests/test_w3d2_tensor_parallel.py -k row_parallel`. The
+multi-process tests are marked `slow` because whichever of them runs first for a world size
+starts the processes (and the first of all imports torch and transformers in them): on a busy
+2-core machine that one test can take over 20 s; the others then take milliseconds.
 """
 
 from __future__ import annotations
@@ -163,6 +166,7 @@ def leaf(t: torch.Tensor) -> torch.Tensor:
 
 @points(1)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_copy_to_parallel_region(world_size):
     results = section("copy", world_size)
     x = h.randn(1, 3, 8)
@@ -184,6 +188,7 @@ def test_copy_to_parallel_region(world_size):
 
 @points(1)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_reduce_from_parallel_region(world_size):
     results = section("reduce", world_size)
     total = sum(h.randn(10 + r, 3, 8) for r in range(world_size))
@@ -205,6 +210,7 @@ def test_reduce_from_parallel_region(world_size):
 
 @points(1)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_gather_from_parallel_region(world_size):
     results = section("gather", world_size)
     full = torch.cat([h.randn(10 + r, 3, 4) for r in range(world_size)], dim=-1)
@@ -235,6 +241,7 @@ def linear_reference(weight, bias, x, upstream):
 
 @points(2)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_column_parallel_linear(world_size):
     results = section("column", world_size)
     y, x_grad, params = linear_reference(*h.column_inputs())
@@ -263,6 +270,7 @@ def test_column_parallel_linear(world_size):
 
 @points(1)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_column_parallel_linear_gather_output(world_size):
     results = section("column_gather", world_size)
     y, x_grad, params = linear_reference(*h.column_inputs())
@@ -281,6 +289,7 @@ def test_column_parallel_linear_gather_output(world_size):
 
 @points(2)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_row_parallel_linear(world_size):
     results = section("row", world_size)
     y, x_grad, params = linear_reference(*h.row_inputs())
@@ -306,6 +315,7 @@ def test_row_parallel_linear(world_size):
 
 @points(2)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_vocab_parallel_embedding(world_size):
     results = section("embedding", world_size)
     weight, ids = leaf(h.randn(40, h.VOCAB, 5)), h.embedding_ids()
@@ -366,6 +376,7 @@ def attention_reference():
 
 @points(3)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_parallel_attention(world_size):
     results = section("attention", world_size)
     y, x_grad, params = attention_reference()
@@ -386,6 +397,7 @@ def test_parallel_attention(world_size):
 
 @points(1)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_parallel_attention_collectives(world_size):
     results = section("attention", world_size)
     for rank, res in enumerate(results):
@@ -409,6 +421,7 @@ def mlp_reference():
 
 @points(2)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_parallel_mlp(world_size):
     results = section("mlp", world_size)
     y, x_grad, params = mlp_reference()
@@ -421,6 +434,7 @@ def test_parallel_mlp(world_size):
 
 @points(1)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_parallel_mlp_collectives(world_size):
     results = section("mlp", world_size)
     for rank, res in enumerate(results):
@@ -438,6 +452,7 @@ def test_parallel_mlp_collectives(world_size):
 
 @points(2)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_vocab_parallel_cross_entropy(world_size):
     results = section("cross_entropy", world_size)
     logits, targets = h.ce_logits()
@@ -465,6 +480,7 @@ def test_vocab_parallel_cross_entropy(world_size):
 
 @points(1)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_vocab_parallel_cross_entropy_collectives(world_size):
     results = section("cross_entropy", world_size)
     tokens = h.BATCH * h.SEQ
@@ -498,6 +514,7 @@ def gpt2_what(world_size: int) -> str:
 
 @points(2)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_shard_gpt2_logits(world_size):
     results = section("gpt2", world_size)
     ref = results[0]["ref_logits"]
@@ -513,6 +530,7 @@ def test_shard_gpt2_logits(world_size):
 
 @points(3)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_shard_gpt2_gradients(world_size):
     results = section("gpt2", world_size)
     check_params(
@@ -524,6 +542,7 @@ def test_shard_gpt2_gradients(world_size):
 
 @points(1)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_shard_gpt2_parameters(world_size):
     results = section("gpt2", world_size)
     ref = results[0]["ref_params"]
@@ -546,6 +565,7 @@ def test_shard_gpt2_parameters(world_size):
 
 @points(2)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_shard_gpt2_collectives(world_size):
     results = section("gpt2", world_size)
     L = N_LAYER
@@ -569,6 +589,7 @@ def test_shard_gpt2_collectives(world_size):
 
 @points(2)
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
+@pytest.mark.slow  # the first one run for a world size starts its processes
 def test_shard_gpt2_vocab_parallel_loss(world_size):
     results = section("gpt2_loss", world_size)
     what = f"{gpt2_what(world_size)}, loss = vocab_parallel_cross_entropy(logits, targets).mean()"
