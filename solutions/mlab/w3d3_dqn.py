@@ -210,10 +210,10 @@ def evaluate(q_network: nn.Module, env_id: str, num_episodes: int, seed: int) ->
 class ReplayBufferSamples:
     """A batch of B transitions (s, a, r, s', terminated), each field indexed by transition."""
 
-    obs: Float[Tensor, "B *obs_shape"]
+    obs: Float[Tensor, " B *obs_shape"]
     actions: Int[Tensor, " B"]
     rewards: Float[Tensor, " B"]
-    next_obs: Float[Tensor, "B *obs_shape"]
+    next_obs: Float[Tensor, " B *obs_shape"]
     terminated: Bool[Tensor, " B"]
 
 
@@ -242,10 +242,10 @@ class ReplayBuffer:
 
     def add(
         self,
-        obs: Float[Tensor, "n *obs_shape"],
+        obs: Float[Tensor, " n *obs_shape"],
         actions: Int[Tensor, " n"],
         rewards: Float[Tensor, " n"],
-        next_obs: Float[Tensor, "n *obs_shape"],
+        next_obs: Float[Tensor, " n *obs_shape"],
         terminated: Bool[Tensor, " n"],
     ) -> None:
         """Store n transitions (one per environment copy; n <= capacity), in order, wrapping
@@ -468,7 +468,9 @@ def train_dqn(config: DQNConfig) -> DQNResult:
         if step < config.learning_starts:
             continue
         if step % config.train_frequency == 0:
-            loss = dqn_loss(q_network, target_network, buffer.sample(config.batch_size), config.gamma)
+            loss = dqn_loss(
+                q_network, target_network, buffer.sample(config.batch_size), config.gamma
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

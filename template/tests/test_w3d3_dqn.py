@@ -102,13 +102,15 @@ def test_replay_buffer_add_stores_in_order():
 @points(2)
 def test_replay_buffer_wraps_around():
     buffer = m.ReplayBuffer(5, (2,))
-    for start in range(0, 8, 2):  # transitions 0..7 in batches of 2; the batch 4, 5 straddles the end
+    # transitions 0..7 in batches of 2; the batch (4, 5) straddles the end
+    for start in range(0, 8, 2):
         buffer.add(**transitions(start, 2))
     assert len(buffer) == 5, (
-        f"8 transitions in a capacity-5 buffer: len(buffer) is {len(buffer)}, "
-        "expected the capacity"
+        f"8 transitions in a capacity-5 buffer: len(buffer) is {len(buffer)}, expected the capacity"
     )
-    assert buffer.pos == 3, f"8 transitions in a capacity-5 buffer: pos is {buffer.pos}, expected 8 % 5"
+    assert buffer.pos == 3, (
+        f"8 transitions in a capacity-5 buffer: pos is {buffer.pos}, expected 8 % 5"
+    )
     # transition t lives in slot t % capacity: the newest ones overwrote 0, 1, 2
     check_slots(buffer, [5, 6, 7, 3, 4], "4 batches of 2 into a capacity-5 buffer")
 
@@ -167,7 +169,9 @@ def test_replay_buffer_sample_rows_are_stored_transitions():
 def test_qnetwork_shapes():
     net = m.QNetwork(4, 2)
     out = net(torch.randn(7, 4))
-    assert_equal(torch.tensor(out.shape), torch.tensor([7, 2]), what="QNetwork(4, 2) on (7, 4): shape")
+    assert_equal(
+        torch.tensor(out.shape), torch.tensor([7, 2]), what="QNetwork(4, 2) on (7, 4): shape"
+    )
     n_params = sum(p.numel() for p in net.parameters())
     expected = (4 * 120 + 120) + (120 * 84 + 84) + (84 * 2 + 2)
     assert n_params == expected, (
@@ -233,7 +237,9 @@ def test_update_target_network_hard_copy():
     params_before = [id(p) for p in target.parameters()]
     obs = torch.randn(10, 3)
     m.update_target_network(target, online, tau=1.0)
-    assert_close(target(obs), online(obs), what="after update_target_network(tau=1): target vs online")
+    assert_close(
+        target(obs), online(obs), what="after update_target_network(tau=1): target vs online"
+    )
     assert [id(p) for p in target.parameters()] == params_before, (
         "update_target_network replaced the target's parameters: write into them in place"
     )
@@ -279,7 +285,9 @@ def test_linear_schedule_endpoints():
     ]
     for args, expected, label in cases:
         got = m.linear_schedule(*args)
-        assert abs(got - expected) < 1e-9, f"linear_schedule{args} ({label}) = {got}, expected {expected}"
+        assert abs(got - expected) < 1e-9, (
+            f"linear_schedule{args} ({label}) = {got}, expected {expected}"
+        )
 
 
 @points(1)
@@ -378,7 +386,9 @@ def test_collect_step_stores_the_real_final_observation():
     buffer, _ = run_collect()
     obs, next_obs = buffer.stacked("obs"), buffer.stacked("next_obs")
     assert_equal(
-        torch.tensor(next_obs.shape), torch.tensor([24, 3]), what="stored next_obs, 12 steps x 2 copies"
+        torch.tensor(next_obs.shape),
+        torch.tensor([24, 3]),
+        what="stored next_obs, 12 steps x 2 copies",
     )
     # CounterEnv observations are [episode, t, 0]: s' is the same episode, one step later
     assert_equal(
