@@ -119,6 +119,9 @@ def command(argv: list[str], workspace: Path, control: Path) -> list[str]:
         "--bind",
         str(workspace),
         WORKSPACE,
+        "--ro-bind-try",  # the trusted tests: read-only even to code they import
+        str(workspace / "tests"),
+        f"{WORKSPACE}/tests",
         "--ro-bind",
         str(control),
         CONTROL,
