@@ -58,7 +58,9 @@ def test_the_comment_is_created_then_updated_in_place(fake, tmp_path, capsys):
 def test_failing_tests_are_listed_and_bad_input_is_one_line(fake, tmp_path, capsys):
     path = results_file(tmp_path, (), "c" * 40)
     assert main(["comment", path, "--repo", REPO, "--pr", "1"]) == 0
-    assert "| `tests/test_w0_prep.py::test_mul` | wrong shape |" in fake.comments(REPO, 1)[0]["body"]
+    assert (
+        "| `tests/test_w0_prep.py::test_mul` | wrong shape |" in fake.comments(REPO, 1)[0]["body"]
+    )
     capsys.readouterr()
     assert main(["comment", str(tmp_path / "none.json"), "--repo", REPO, "--pr", "1"]) == 2
     assert main(["comment", path, "--repo", "not a repo", "--pr", "1"]) == 2
