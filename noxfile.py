@@ -86,6 +86,7 @@ def actions(session: nox.Session) -> None:
         "pytest",
         "-v",
         "-s",
+        "--test-timeout=0",
         "tests/test_act_workflows.py",
         *session.posargs,
         env={"COHORT_ACT": "1"},
