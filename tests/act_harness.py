@@ -46,14 +46,14 @@ EDITED_TEST = '''"""Edited by the pair: passes anything."""
 def test_{n}():
     assert True
 '''
-EDITED_CONFTEST = '''import pytest
+EDITED_CONFTEST = """import pytest
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     outcome.get_result().outcome = "passed"
-'''
+"""
 
 
 def git(*args: str, cwd: Path, env: dict | None = None) -> str:
@@ -97,6 +97,15 @@ class Act:
     out: Path
     seconds: float
 
+    def failures(self) -> str:
+        """The log around each failed step (for assertion messages)."""
+        lines = [ln for ln in self.log.splitlines() if "unable to get git ref" not in ln]
+        picked = [i for i, ln in enumerate(lines) if "❌" in ln or "Failure" in ln]
+        return (
+            "\n".join(ln for i in picked for ln in lines[max(0, i - 25) : i + 1])
+            or self.log[-4000:]
+        )
+
     def artifact(self, name: str) -> dict:
         return json.loads((self.out / "artifacts" / name / "results.json").read_text())
 
@@ -109,7 +118,7 @@ class World:
         self.gitconfig = root / "gitconfig"
         self.gitconfig.write_text(
             f'[url "file://{self.github}/"]\n\tinsteadOf = https://github.com/\n'
-            "[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n"
+            '[init]\n\tdefaultBranch = main\n[protocol "file"]\n\tallow = always\n'
         )
         self.python_bin = self.prepare_python()
         self.organizers = self.organizers_repo()
@@ -146,7 +155,7 @@ class World:
         work = self.root / "organizers"
         head = git("rev-parse", "HEAD", cwd=ROOT)
         git("clone", "-q", "--no-checkout", str(ROOT), str(work), cwd=self.root)
-        git("checkout", "-q", "--detach", head, cwd=work)
+        git("checkout", "-q", "-B", "main", head, cwd=work)
         git("remote", "set-url", "origin", f"https://github.com/{GRADER}.git", cwd=work)
         bare = self.bare(GRADER)
         git("push", "-q", str(bare), f"{head}:refs/heads/main", cwd=work)
@@ -164,7 +173,10 @@ class World:
             f"      isolation: '{self.isolation}'",
         ]
         text, n = re.subn(
-            r"^(      grader-ref: .*)$", lambda m: "\n".join([m.group(1), *inputs]), text, flags=re.M
+            r"^(      grader-ref: .*)$",
+            lambda m: "\n".join([m.group(1), *inputs]),
+            text,
+            flags=re.M,
         )
         assert n == 1, "the caller has no grader-ref line"
         return text
