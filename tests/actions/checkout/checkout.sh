@@ -7,8 +7,8 @@ ref="$REF"
 if [ -z "$ref" ]; then
   if [ "${REPOSITORY,,}" = "${SELF,,}" ]; then ref="$GITHUB_SHA"; else ref=HEAD; fi
 fi
-rm -rf "$dest"
 mkdir -p "$dest"
+find "$dest" -mindepth 1 -delete  # the workspace itself when DEST is "."
 git -C "$dest" init -q
 git -C "$dest" remote add origin "https://github.com/$REPOSITORY"
 if [ -n "$SPARSE" ]; then
