@@ -8,6 +8,7 @@ shows it; the dashboard workflow itself runs under act too.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -161,6 +162,10 @@ def test_collect_and_summary_close_the_loop(world, tmp_path, monkeypatch):
         (cohort / "cohort.toml").write_text(cohort_toml(world, fake))
         assert main(["collect", "--from", "github", "--dir", str(cohort)]) == 0
         assert main(["summary", "--dir", str(cohort)]) == 0
+    stored = json.loads(
+        (cohort / "results" / "solutions" / f"{world.pairs['solutions'][1]}.json").read_text()
+    )
+    assert stored["extra_data"]["jobs"] == {"cpu": "graded", "gpu": "not run"}
     csv = (cohort / "site" / "scores.csv").read_text()
     full = world.pushed["solutions"].artifact("results-cpu")["extra_data"]["days"]
     for day in DAYS:
