@@ -76,6 +76,24 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def actions(session: nox.Session) -> None:
+    """The grading workflows end to end under nektos/act (host mode, offline): the pairs'
+    pushes and a pull request, then `cohort collect --from github` and the dashboard workflow.
+    It grades this repository's HEAD (commit first)."""
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-v",
+        "-s",
+        "--test-timeout=0",
+        "tests/test_act_workflows.py",
+        *session.posargs,
+        env={"COHORT_ACT": "1"},
+    )
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """A whole simulated cohort on this machine."""
     session.run("cohort", "demo", *session.posargs)

@@ -236,6 +236,9 @@ class Collector:
             raise NoResults(f"no {ARTIFACTS['cpu']} artifact ({run.get('conclusion')})")
         doc = merge(docs["cpu"], docs["gpu"])
         doc["extra_data"].update(
+            # a job no runner took (e.g. no GPU runner matches its labels) left no artifact: its
+            # tests stay skipped (counting nothing), and the job is "not run", never a zero
+            jobs={job: "graded" if docs[job] else "not run" for job in ARTIFACTS},
             pair=pair,
             ref=f"refs/heads/{run.get('head_branch')}",
             pushed_at=_stamp(run["created_at"]),

@@ -64,6 +64,7 @@ class FakeGitHub:
         self.scripted: list[tuple[str, re.Pattern, int, dict, str]] = []
         self.main_delay: set[str] = set()  # generated repos whose main is not visible yet
         self.last_id = 999
+        self.commenter = {"login": "github-actions[bot]", "type": "Bot"}  # the token's user
         self._lock = threading.RLock()
         self.routes: list[tuple[str, re.Pattern, Callable]] = [
             (m, re.compile(f"^{p}$"), h)
@@ -119,6 +120,21 @@ class FakeGitHub:
                     self.artifact_zip,
                 ),
                 ("GET", r"/_blob/(?P<id>\d+)", self.blob),
+                (
+                    "GET",
+                    r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/comments",
+                    self.list_comments,
+                ),
+                (
+                    "POST",
+                    r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/comments",
+                    self.create_comment,
+                ),
+                (
+                    "PATCH",
+                    r"/repos/(?P<repo>[^/]+/[^/]+)/issues/comments/(?P<id>\d+)",
+                    self.update_comment,
+                ),
                 ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls", self.list_pulls),
                 ("POST", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls", self.create_pull),
                 ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls/(?P<n>\d+)/reviews", self.reviews),
@@ -252,6 +268,7 @@ class FakeGitHub:
             "protection": {},
             "pulls": [],
             "runs": [],
+            "comments": [],
         }
         self.repos[full.lower()] = repo
         git("init", "--bare", "--quiet", "--initial-branch=main", str(self.git_dir(full)))
@@ -493,6 +510,41 @@ class FakeGitHub:
         }
         pulls.append(pull)
         return pull
+
+    # issue comments (the sticky score comment)
+    def add_comment(self, repo: str, number: int, text: str, user: dict) -> dict:
+        comment = {
+            "id": self.new_id(),
+            "body": text,
+            "user": dict(user),
+            "html_url": f"https://github.com/{repo}/pull/{number}#issuecomment-{self.last_id}",
+            "_issue": int(number),
+        }
+        self.repo(repo)["comments"].append(comment)
+        return comment
+
+    def comments(self, repo: str, number: int) -> list[dict]:
+        return [
+            {k: v for k, v in c.items() if not k.startswith("_")}
+            for c in self.repo(repo)["comments"]
+            if c["_issue"] == int(number)
+        ]
+
+    def list_comments(self, q, body, repo, n):
+        return self.page(f"/repos/{repo}/issues/{n}/comments", self.comments(repo, n), q)
+
+    def create_comment(self, q, body, repo, n):
+        comment = self.add_comment(repo, int(n), body["body"], self.commenter)
+        return 201, {k: v for k, v in comment.items() if not k.startswith("_")}, {}
+
+    def update_comment(self, q, body, repo, id):
+        found = next((c for c in self.repo(repo)["comments"] if c["id"] == int(id)), None)
+        if found is None:
+            raise Answer(404, "Not Found")
+        if found["user"]["login"] != self.commenter["login"]:
+            raise Answer(403, "Resource not accessible by integration")
+        found["body"] = body["body"]
+        return {k: v for k, v in found.items() if not k.startswith("_")}
 
     def list_pulls(self, q, body, repo):
         state = q.get("state", "open")

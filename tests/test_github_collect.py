@@ -117,6 +117,8 @@ def test_trusted_results_are_stored_and_summarised(cohort, fake, capsys):
     doc = results.load(cohort.dir / store.results_path("alpha", tip(fake, "alpha")))
     assert doc["score"] == 3 and doc["extra_data"]["pair"] == "alpha"
     assert doc["extra_data"]["pushed_at"].endswith("Z")
+    assert doc["extra_data"]["jobs"] == {"cpu": "graded", "gpu": "not run"}
+    assert doc["max_score"] == 3  # the gpu test is skipped, not counted as a zero
     assert main(["collect", "--dir", str(cohort.dir)]) == 0
     assert "0 results stored, 2 already stored" in capsys.readouterr().out
     assert main(["summary", "--dir", str(cohort.dir)]) == 0
@@ -139,6 +141,7 @@ def test_cpu_and_gpu_artifacts_merge_into_one_result(cohort, fake):
     assert collected(cohort).stored == [f"alpha {commit}"]
     doc = results.load(cohort.dir / store.results_path("alpha", commit))
     assert (doc["score"], doc["max_score"]) == (7, 7)
+    assert doc["extra_data"]["jobs"] == {"cpu": "graded", "gpu": "graded"}
     assert doc["extra_data"]["days"]["w0_prep"] == {
         "score": 7.0,
         "max_score": 7.0,

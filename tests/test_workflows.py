@@ -71,3 +71,45 @@ def test_summary_workflow_is_scheduled_and_least_privileged():
     assert [s["name"] for s in secrets] == [
         "Collect the pairs' results"
     ]  # the token goes there only
+
+
+def _grade_jobs() -> dict:
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load((ROOT / ".github" / "workflows" / "grade.yml").read_text())["jobs"]
+
+
+@pytest.mark.parametrize("job", ["cpu", "gpu"])
+def test_jobs_running_pair_code_can_only_read_and_hold_no_token(job):
+    steps = _grade_jobs()[job]["steps"]
+    assert _grade_jobs()[job]["permissions"] == {"contents": "read"}
+    for step in steps:
+        assert "token" not in str(step.get("env", {})).lower(), step
+        assert "secrets." not in str(step), step
+        assert not re.search(r"GITHUB_(ENV|PATH)", step.get("run", "")), step
+        if step.get("uses", "").startswith("actions/checkout"):
+            assert step["with"]["persist-credentials"] is False
+    grader = [s for s in steps if s.get("with", {}).get("path") == "grader"][0]["with"]
+    assert grader["sparse-checkout-cone-mode"] is False
+    assert grader["sparse-checkout"].split() == [
+        "/cohort/",
+        "/template/tests/",
+        "/pyproject.toml",
+        "/README.md",
+    ]
+    assert any("--isolation" in s.get("run", "") for s in steps)
+    assert any("bubblewrap" in s.get("run", "") for s in steps)
+
+
+def test_only_the_report_job_writes_and_it_never_checks_out_pair_code():
+    jobs = _grade_jobs()
+    report = jobs["report"]
+    assert report["needs"] == "cpu" and "pull_request" in report["if"]
+    assert report["permissions"] == {"contents": "read", "pull-requests": "write"}
+    checkouts = [s for s in report["steps"] if s.get("uses", "").startswith("actions/checkout")]
+    assert all(s["with"]["repository"] == "${{ inputs.grader-repository }}" for s in checkouts)
+    assert "/template/tests/" not in str(checkouts)
+    assert any(s.get("run", "").startswith("cohort comment") for s in report["steps"])
+    assert not any("github-script" in s.get("uses", "") for j in jobs.values() for s in j["steps"])
+    cpu_install = [s for s in jobs["cpu"]["steps"] if s.get("name") == "Install the grader"][0]
+    assert "grader[days,kernels]" in cpu_install["run"]
+    assert cpu_install["env"] == {"TORCH_INDEX_URL": "${{ inputs.torch-index-url }}"}

@@ -9,6 +9,7 @@ from cohort import __version__
 from cohort.cli import (
     check,
     collect,
+    comment,
     demo,
     forge,
     grade,
@@ -32,6 +33,7 @@ COMMANDS = (
     summary,
     demo,
     collect,
+    comment,
     sync,
     review,
 )

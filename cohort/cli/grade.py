@@ -12,7 +12,14 @@ from cohort.grading import isolation, report, results, sandbox
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("grade", help="grade a pair checkout (laid out like template/)")
     p.add_argument("repo", type=Path, help="the checkout to grade: its mlab/ is the code graded")
-    p.add_argument("--day", help="grade one day only, e.g. w0_prep")
+    p.add_argument(
+        "--day",
+        action="append",
+        default=[],
+        metavar="DAY",
+        help="grade only this day, e.g. w0_prep (repeatable; a value may list several days "
+        "separated by spaces or commas; empty: every day)",
+    )
     p.add_argument("--tests", type=Path, help="trusted tests to use (default: REPO/tests)")
     p.add_argument(
         "--out",
@@ -69,11 +76,46 @@ def meta(pairs: list[str]) -> dict[str, str]:
     return extra
 
 
+def selected_days(values: list[str]) -> list[str]:
+    """The days named by the `--day` values, in order, once each (empty: every day)."""
+    days = [d for v in values for d in v.replace(",", " ").split()]
+    return list(dict.fromkeys(days))
+
+
+def merge_days(docs: list[dict]) -> dict:
+    """One results document from the per-day documents of one checkout (the first one's
+    facts: pair, commit, flags of the static scan, which do not depend on the day)."""
+    if len(docs) == 1:
+        return docs[0]
+    tests = [t for d in docs for t in d["tests"]]
+    bench = [b for d in docs for b in d["extra_data"].get("benchmarks", [])]
+    score, max_score = sum(d["score"] for d in docs), sum(d["max_score"] for d in docs)
+    return {
+        **docs[0],
+        "score": score,
+        "max_score": max_score,
+        "execution_time": round(sum(d.get("execution_time", 0) for d in docs), 3),
+        "output": f"Points {score:g}/{max_score:g}",
+        "tests": tests,
+        "leaderboard": results.leaderboard(bench),
+        "extra_data": {
+            **docs[0]["extra_data"],
+            "days": results.day_totals(tests),
+            "benchmarks": bench,
+            "benchmark_geomean_speedup": results.geomean_speedup(bench),
+        },
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     limits = sandbox.Limits(args.test_timeout, args.run_timeout, args.memory_mb)
     extra = meta(args.meta) | ({"pair": args.pair} if args.pair else {})
-    res = sandbox.grade(
-        args.repo, args.tests, args.day, limits, extra, args.markers, args.isolation
+    days = selected_days(args.day) or [None]
+    res = merge_days(
+        [
+            sandbox.grade(args.repo, args.tests, d, limits, extra, args.markers, args.isolation)
+            for d in days
+        ]
     )
     results.write(res, args.out)
     if args.summary:
