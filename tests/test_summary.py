@@ -121,6 +121,22 @@ def test_summary_writes_index_pages_csv_and_markdown(cohort):
     assert "AssertionError: mul(2, 3) is 5, expected 6" in pack and "a2" in pack
 
 
+def test_a_grade_without_the_sandbox_is_marked_on_the_dashboard(cohort):
+    why = "bubblewrap (bwrap) is not installed"
+    keep(
+        cohort.dir,
+        doc("gamma", "g9", at(9), {"w0_prep": (1, 3)}, isolation={"mode": "none", "reason": why}),
+    )
+    keep(cohort.dir, doc("alpha", "a9", at(9), {"w0_prep": (1, 3)}, isolation={"mode": "bwrap"}))
+    site = report.write_site(cohort)
+    index = site.index.read_text()
+    assert index.count(">isolation: none</span>") == 1  # gamma's cell, not alpha's
+    assert f"isolation: none ({why})" in index and "1 pair-day(s)" in index
+    out = cohort.dir / "site" / "pairs"
+    assert f"none: {why}" in (out / "gamma" / "w0_prep.html").read_text()
+    assert "<td>bwrap</td>" in (out / "alpha" / "w0_prep.html").read_text()
+
+
 def test_stuck_lists_repeated_real_failures_only(cohort):
     report.write_site(cohort)
     db = store.connect(cohort.dir)

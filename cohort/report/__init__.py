@@ -38,8 +38,11 @@ def _load(path: Path) -> tuple[dict | None, str | None]:
 
 def _write_pages(
     roster: Roster, board: board_mod.Board, series: dict, stuck: list, out: Path
-) -> None:
-    """A page per pair and a review pack per pair and day (its latest push's results.json)."""
+) -> dict[tuple[str, str], str]:
+    """A page per pair and a review pack per pair and day (its latest push's results.json).
+
+    Returns the pair-days whose latest grade ran without the sandbox, with the reason."""
+    unsandboxed = {}
     members = {p.name: p.members for p in roster.pairs}
     for pair in board.pairs:
         page = html.pair_page(pair, members.get(pair, ()), board, series[pair], stuck)
@@ -54,6 +57,9 @@ def _write_pages(
                 doc, problem = docs[path] = docs.get(path) or _load(roster.dir / path)
                 pack = html.review_pack(pair, day, cell, doc, problem)
                 (out / html.pair_day_href(pair, day)).write_text(pack)
+                if why := html.unsandboxed(doc):
+                    unsandboxed[pair, day] = why
+    return unsandboxed
 
 
 def write_site(roster: Roster, out: Path | None = None) -> Site:
@@ -81,12 +87,14 @@ def write_site(roster: Roster, out: Path | None = None) -> Site:
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     (partial / "pairs").mkdir(parents=True)
-    index = html.index(roster.name, board, series, schedule, stuck, generated_at, rules)
+    unsandboxed = _write_pages(roster, board, series, stuck, partial)
+    index = html.index(
+        roster.name, board, series, schedule, stuck, generated_at, rules, unsandboxed
+    )
     (partial / "index.html").write_text(index)
     summary = tables.markdown(roster.name, board, stuck, generated_at, rules)
     (partial / "summary.md").write_text(summary)
     tables.write_csv(rows, partial / "scores.csv")
-    _write_pages(roster, board, series, stuck, partial)
     old = out.with_name(out.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if out.exists():

@@ -73,7 +73,20 @@ def _day_title(day: str, schedule: dict[str, DaySchedule]) -> str:
     return escape(title)
 
 
-def heatmap(board: Board, schedule: dict[str, DaySchedule]) -> str:
+def unsandboxed(doc: dict | None) -> str | None:
+    """Why a results document's grade ran without the bubblewrap sandbox (None when it did)."""
+    isolation = (doc or {}).get("extra_data", {}).get("isolation")
+    if not isinstance(isolation, dict) or isolation.get("mode") != "none":
+        return None
+    return str(isolation.get("reason") or "no reason given")
+
+
+def heatmap(
+    board: Board,
+    schedule: dict[str, DaySchedule],
+    unsandboxed: dict[tuple[str, str], str] | None = None,
+) -> str:
+    unsandboxed = unsandboxed or {}
     head = "".join(f'<th title="{_day_title(d, schedule)}">{escape(d)}</th>' for d in board.days)
     rows = []
     for pair in board.pairs:
@@ -83,11 +96,16 @@ def heatmap(board: Board, schedule: dict[str, DaySchedule]) -> str:
             if cell is None:
                 cells.append('<td class="cell none">-</td>')
                 continue
-            best = cell.best
+            best, why = cell.best, unsandboxed.get((pair, day))
+            mark = (
+                f' <span class="flag" title="isolation: none ({escape(why)})">isolation: none</span>'
+                if why
+                else ""
+            )
             cells.append(
                 f'<td class="cell" style="background:{_color(best.score, best.max_score)}">'
                 f'<a href="{pair_day_href(pair, day)}" title="best of {len(cell.history)} '
-                f'push(es); latest {_score(cell.latest)}">{_score(best)}</a></td>'
+                f'push(es); latest {_score(cell.latest)}">{_score(best)}</a>{mark}</td>'
             )
         got, total = board.total(pair)
         rows.append(
@@ -123,14 +141,21 @@ def index(
     stuck: list[Stuck],
     generated_at: str,
     rules: str,
+    unsandboxed: dict[tuple[str, str], str] | None = None,
 ) -> str:
     pushes = sum(len(c.history) for c in board.cells.values())
+    warning = (
+        f'<p class="flag">{len(unsandboxed)} pair-day(s) were last graded with isolation: none '
+        "(pair code outside the bubblewrap sandbox; see docs/runners.md): marked below.</p>"
+        if unsandboxed
+        else ""
+    )
     body = (
         f"<h1>{escape(name)}</h1>"
         f'<p class="muted">{len(board.pairs)} pairs, {len(board.days)} days, {pushes} graded pair-days; '
         f"generated {short(generated_at)} UTC. Each cell is the pair's best score on that day; it links "
         "to the day's review pack.</p>"
-        f"<h2>Best scores</h2>{heatmap(board, schedule)}"
+        f"<h2>Best scores</h2>{warning}{heatmap(board, schedule, unsandboxed)}"
         f'<h2>Progress over time</h2><p class="muted">Share of the cohort\'s points each pair has earned '
         f"(best per day) after each push.</p>{svg.progress(series)}"
         f'<h2>Stuck</h2><p class="muted">{escape(rules)}</p>{stuck_table(stuck)}'
@@ -195,6 +220,13 @@ def _belongs(path: str, day: str) -> bool:
     return day in names or not names & set(BY_NAME)
 
 
+def _isolation(doc: dict | None) -> str:
+    if why := unsandboxed(doc):
+        return f'<span class="flag">none: {escape(why)}</span>'
+    mode = (doc or {}).get("extra_data", {}).get("isolation", {})
+    return escape(str(mode.get("mode", "unknown") if isinstance(mode, dict) else "unknown"))
+
+
 def review_pack(pair: str, day: str, cell: Cell, doc: dict | None, problem: str | None) -> str:
     latest, best = cell.latest, cell.best
     facts = (
@@ -204,7 +236,8 @@ def review_pack(pair: str, day: str, cell: Cell, doc: dict | None, problem: str 
         f"<tr><th>committed</th><td>{short(latest.committed_at)}</td></tr>"
         f"<tr><th>pushed</th><td>{short(latest.pushed_at)}</td></tr>"
         f"<tr><th>graded</th><td>{short(latest.graded_at)}</td></tr>"
-        f"<tr><th>tests passed</th><td>{latest.passed}/{latest.total}</td></tr></tbody></table>"
+        f"<tr><th>tests passed</th><td>{latest.passed}/{latest.total}</td></tr>"
+        f"<tr><th>isolation</th><td>{_isolation(doc)}</td></tr></tbody></table>"
     )
     parts = [
         f"<h1>{escape(pair)} &middot; {escape(day)}</h1>",
