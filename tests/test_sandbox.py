@@ -71,8 +71,10 @@ def test_timeout_kills_the_whole_process_group(pair_repo, tmp_path):
     marker = tmp_path / "sleepers"
     code = CODE.replace('["sleep", "1000"]', f'["sh", "-c", "echo $$ > {marker}; exec sleep 1000"]')
     tests = TESTS.replace('["ok", "hang", "exit_now", "shout", "hog", "ok"]', '["spawn_and_hang"]')
-    res = sandbox.grade(
-        pair_repo(code, tests), limits=sandbox.Limits(test_timeout=1, run_timeout=60)
+    res = sandbox.grade(  # without the sandbox: its PID namespace would hide the grandchild
+        pair_repo(code, tests),
+        limits=sandbox.Limits(test_timeout=1, run_timeout=60),
+        isolate="none",
     )
     assert res["tests"][0]["status"] == "failed"
     assert not running(int(marker.read_text())), "the grandchild outlived the grading run"
@@ -151,7 +153,8 @@ def test_child_dies_with_a_killed_parent(pair_repo, tmp_path):
     marker = tmp_path / "child.pid"
     code = f"import os, time\n\ndef ok(x):\n    open({str(marker)!r}, 'w').write(str(os.getpid()))\n    time.sleep(1000)\n"
     repo = pair_repo(code, TESTS.replace('"hang", "exit_now", "shout", "hog", ', ""))
-    script = f"from cohort.grading import sandbox; sandbox.grade({str(repo)!r})"
+    # without the sandbox, whose PID namespace would hide the child's pid from this test
+    script = f"from cohort.grading import sandbox; sandbox.grade({str(repo)!r}, isolate='none')"
     parent = subprocess.Popen([sys.executable, "-c", script])
     for _ in range(600):
         if marker.exists() and marker.read_text():
