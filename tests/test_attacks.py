@@ -155,6 +155,15 @@ def test_pytest_patched_to_pass_everything_is_still_the_stub(tmp_path):
     assert all("still the stub" in t["output"] for t in res["tests"] if t["name"].endswith("softmax"))
 
 
+def test_a_stub_is_still_the_stub_when_its_message_links_the_docs_site(tmp_path):
+    repo = with_init(stub_pair(tmp_path), PATCH_PYTEST)  # as a snapshot with `docs_url` has them
+    day = repo / "mlab" / f"{DAY}.py"
+    day.write_text(day.read_text().replace(f"see docs/{DAY}.md#", f"see https://x.test/{DAY}/#"))
+    res = graded(repo)
+    assert res["score"] == 0
+    assert all("still the stub" in t["output"] for t in res["tests"] if t["name"].endswith("softmax"))
+
+
 def test_forged_skips_do_not_shrink_the_maximum(tmp_path):
     res = graded(with_init(stub_pair(tmp_path), ALWAYS_SKIPPED))
     assert res["score"] == 0

@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 PG_TIMEOUT_S = 10.0  # a collective that waits longer raises inside the worker
-RUN_TIMEOUT_S = 30.0  # the parent kills workers still running after this
+RUN_TIMEOUT_S = 60.0  # the parent kills workers still running after this (4 ranks that each
+# import transformers, when another day started the shared fork server without it, take tens of s)
 WARMUP_TIMEOUT_S = 90.0  # the first run also starts the fork server (imports torch once)
 ERROR_GRACE_S = 1.0  # once a rank failed, how long its peers get to report before being killed
 PRELOAD = ["torch", "torch.distributed", "transformers.models.gpt2.modeling_gpt2"]
