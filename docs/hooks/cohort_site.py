@@ -128,6 +128,11 @@ def read_tests(source: str) -> list[tuple[Test, ast.AST]]:
             a, b = lengths.get(node.target.id), _length(node.value, lengths)
             add = isinstance(node.op, ast.Add) and a is not None and b is not None
             lengths[node.target.id] = a + b if add else None
+            try:
+                extra = _evaluate(node.value, values)
+                values[node.target.id] = values[node.target.id] + extra if add else None
+            except Exception:
+                values.pop(node.target.id, None)
 
     def one(fn: ast.FunctionDef, prefix: str, inherited: list[ast.expr]) -> tuple[Test, ast.AST]:
         points, cases, marks = 0.0, 1, []
