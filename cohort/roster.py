@@ -297,9 +297,7 @@ def parse(text: str, path: Path) -> Roster:
     roster = Roster(
         path=path,
         name=name,
-        template=TemplateSource(
-            (path.parent / repo).resolve() if repo else Path(), ref, docs_url
-        ),
+        template=TemplateSource((path.parent / repo).resolve() if repo else Path(), ref, docs_url),
         pairs=_pairs(check, doc),
         tas=tas,
         days=_days(check, doc),

@@ -60,21 +60,23 @@ def test_without_docs_url_stubs_keep_the_relative_docs_path(tmp_path):
     cohort = cohort_with(tmp_path, None)
     assert cohort.template.docs_url is None
     work = clone_pair(tmp_path, cohort)
-    assert 'raise NotImplementedError("add: see docs/w0_prep.md#add")' in (
-        work / "mlab" / "w0_prep.py"
-    ).read_text()
+    assert (
+        'raise NotImplementedError("add: see docs/w0_prep.md#add")'
+        in (work / "mlab" / "w0_prep.py").read_text()
+    )
     assert (work / "README.md").read_text() == README
 
 
 @pytest.mark.parametrize("bad", ["docs.example.org", "https://a b", 3, ""])
 def test_a_bad_docs_url_is_one_line_naming_the_field(tmp_path, bad):
     text = (
-        '[cohort]\nname = "t"\n[template]\nrepo = "."\n'
-        f"docs_url = {bad!r}\n".replace("'", '"')
+        f'[cohort]\nname = "t"\n[template]\nrepo = "."\ndocs_url = {bad!r}\n'.replace("'", '"')
         + '[[pairs]]\nname = "p"\nmembers = ["a"]\n'
         "[days]\nw0_prep = { release = 2026-01-05, deadline = 2026-01-06 }\n"
     )
-    with pytest.raises(roster.RosterError, match=r"template\.docs_url: .* must be the http\(s\) URL"):
+    with pytest.raises(
+        roster.RosterError, match=r"template\.docs_url: .* must be the http\(s\) URL"
+    ):
         roster.parse(text, tmp_path / "cohort.toml")
 
 

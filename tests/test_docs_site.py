@@ -128,7 +128,9 @@ def test_static_points_agree_with_the_grader_plugin():
     proc = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT / "template", capture_output=True, text=True
     )
-    lines = [line.rsplit(None, 1)[1] for line in proc.stdout.splitlines() if line.startswith("POINTS ")]
+    lines = [
+        line.rsplit(None, 1)[1] for line in proc.stdout.splitlines() if line.startswith("POINTS ")
+    ]
     assert lines, proc.stdout + proc.stderr
     real = sum(float(points) for points in lines)
     hook = load_hook()

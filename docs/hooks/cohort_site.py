@@ -95,7 +95,9 @@ def _length(node: ast.expr, lengths: dict[str, int | None]) -> int | None:
     return None
 
 
-SAFE = {f.__name__: f for f in (list, tuple, dict, set, range, len, sorted, zip, enumerate, min, max)}
+SAFE = {
+    f.__name__: f for f in (list, tuple, dict, set, range, len, sorted, zip, enumerate, min, max)
+}
 
 
 def _evaluate(node: ast.expr, values: dict) -> object:
