@@ -51,7 +51,8 @@ def figures(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the static docs site into site/, failing on any warning (broken links included)."""
+    """Build the static docs site into build/docs-site, failing on any warning (broken links and
+    anchors included). Needs the `docs` extra; the site needs no network (KaTeX is vendored)."""
     session.run("mkdocs", "build", "--strict", "--site-dir", "build/docs-site")
 
 
