@@ -81,6 +81,7 @@ def test_days_without_graders_slot_into_their_week(tmp_path):
     for day, title in new.items():
         (tmp_path / "docs" / f"{day}.md").write_text(
             f"# {day}: {title}\n\nText with $x^2$.\n\n## Exercises, in order\n\n### `f`\n\nDo it.\n"
+            '\n??? hint "Stuck?"\n    Broadcast.\n'
         )
     proc = build(tmp_path / "mkdocs.yml", tmp_path / "out")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -99,6 +100,19 @@ def test_days_without_graders_slot_into_their_week(tmp_path):
     ]
     page = (tmp_path / "out" / "w3d7_elk" / "index.html").read_text()
     assert "Exercises and points" not in page  # no graders yet: no table
+    assert '<details class="hint">' in page  # `??? hint` folds away
+    assert 'class="arithmatex"' in page
+
+
+def test_summary_workflow_publishes_the_docs_beside_the_dashboard():
+    yaml = pytest.importorskip("yaml")
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "cohort-summary.yml").read_text())
+    steps = flow["jobs"]["build"]["steps"]
+    names = [s.get("name") for s in steps]
+    docs = steps[names.index("Build the docs site into site/docs")]
+    assert names.index("Write the summary site") < names.index(docs["name"])
+    assert 'mkdocs build --strict --site-dir "$COHORT_DIR/site/docs"' in docs["run"]
+    assert "env" not in docs  # no secret near the docs build
 
 
 def test_every_day_page_lists_its_exercises_with_points(site):
