@@ -185,16 +185,23 @@ def test_every_day_page_has_common_mistakes(day):
     )
 
 
-def test_every_stub_link_resolves_in_the_built_site(site):
-    """What a pair sees with `template.docs_url` set: `<site>/<day>/#<anchor>` exists."""
-    missing = []
-    for path in sorted((ROOT / "template" / "mlab").rglob("*.py")):
-        for m in docs_links.STUB_LINK.finditer(path.read_text()):
-            url = docs_links.site_link("", m["page"], m["anchor"]).lstrip("/")
-            page, _, anchor = url.partition("#")
-            html = site / page / "index.html"
-            if not html.exists() or (anchor and f'id="{anchor}"' not in html.read_text()):
-                missing.append(f"{path.relative_to(ROOT)}: {url}")
+def test_every_stub_link_resolves_in_the_built_site(site, tmp_path):
+    """What a pair gets with `template.docs_url` set: each stub names `<site>/<day>/#<anchor>`,
+    and that page and heading exist in the built site."""
+    url = "https://mlab.example/docs"
+    shutil.copytree(ROOT / "template" / "mlab", tmp_path / "mlab")
+    changed = docs_links.apply(tmp_path, url)
+    assert changed, "no stub names its docs page"
+    missing, links = [], 0
+    for path in sorted((tmp_path / "mlab").rglob("*.py")):
+        text = path.read_text()
+        assert "see docs/" not in text, path
+        for m in re.finditer(re.escape(url) + r"/(?P<page>\w+)/(?:#(?P<anchor>[\w-]+))?", text):
+            links += 1
+            html = site / m["page"] / "index.html"
+            if not html.exists() or (m["anchor"] and f'id="{m["anchor"]}"' not in html.read_text()):
+                missing.append(f"{path.relative_to(tmp_path)}: {m[0]}")
+    assert links > 100
     assert not missing, "\n".join(sorted(set(missing)))
 
 
