@@ -43,6 +43,9 @@ class DaySchedule:
 class TemplateSource:
     repo: Path  # the organizer repository, which holds template/ (and solutions/)
     ref: str  # a git ref of `repo`, or "worktree"
+    # Where the docs site is published (`https://ORG.github.io/REPO/docs`, no trailing slash):
+    # the pairs' README and stub messages link there; None keeps `docs/<day>.md#anchor`.
+    docs_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,21 @@ def _grading(check: _Checker, doc: dict) -> GradingSettings:
     )
 
 
+def _docs_url(check: _Checker, tmpl: dict) -> str | None:
+    """`template.docs_url`: an http(s) URL without spaces, kept without its trailing slash."""
+    if "docs_url" not in tmpl:
+        return None
+    value = tmpl["docs_url"]
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s\"'<>]+", value.strip()):
+        check.bad(
+            "template.docs_url",
+            f"{value!r} must be the http(s) URL the docs site is published at, e.g. "
+            "'https://mlab-2027.github.io/cohort-template/docs'",
+        )
+        return None
+    return value.strip().rstrip("/")
+
+
 def parse(text: str, path: Path) -> Roster:
     """The roster in `text` (read from `path`), or RosterError listing every problem."""
     try:
@@ -272,13 +290,14 @@ def parse(text: str, path: Path) -> Roster:
     cohort = check.table(doc, "cohort", {"name", "tas"})
     name = check.text(cohort, "name", "cohort")
     tas = check.strings(cohort.get("tas", []), "cohort.tas")
-    tmpl = check.table(doc, "template", {"repo", "ref"})
+    tmpl = check.table(doc, "template", {"repo", "ref", "docs_url"})
     repo = check.text(tmpl, "repo", "template")
     ref = check.text(tmpl, "ref", "template", "HEAD")
+    docs_url = _docs_url(check, tmpl)
     roster = Roster(
         path=path,
         name=name,
-        template=TemplateSource((path.parent / repo).resolve() if repo else Path(), ref),
+        template=TemplateSource((path.parent / repo).resolve() if repo else Path(), ref, docs_url),
         pairs=_pairs(check, doc),
         tas=tas,
         days=_days(check, doc),
@@ -317,6 +336,10 @@ tas = ["Grace Hopper", "Edsger Dijkstra"]
 # ref = "worktree" takes the files as they are on disk, uncommitted changes included.
 repo = "{repo}"
 ref = "HEAD"
+# Where the docs site is published (`nox -s docs`; the cohort summary workflow puts it under
+# /docs of the Pages site): the pairs' README and stub messages then link to it, e.g.
+# `see https://.../docs/w1d1_raytracing/#raytrace_mesh`. Unset: `see docs/<day>.md#anchor`.
+# docs_url = "https://mlab-2027.github.io/cohort-template/docs"
 
 [forge]
 backend = "local"   # bare repositories under forge/; pairs push with plain git

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cohort.forge import docs_links
 from cohort.roster import WORKTREE, TemplateSource
 
 SNAPSHOT_DIR = "template"
@@ -96,6 +97,7 @@ def take(source: TemplateSource, cohort_dir: Path) -> Template:
     if not (partial / "tests").is_dir():
         shutil.rmtree(partial)
         raise TemplateError(f"{source.repo}: template/tests missing at ref {source.ref!r}")
+    docs_links.apply(partial, source.docs_url)  # stub messages and README name the docs site
     shutil.rmtree(cohort_dir / SNAPSHOT_DIR, ignore_errors=True)  # left by an interrupted run
     partial.rename(cohort_dir / SNAPSHOT_DIR)
     template = Template(
