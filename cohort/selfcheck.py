@@ -61,7 +61,9 @@ def record_manifest(root: Path) -> manifest.Manifest:
     tests = root / "template" / "tests"
     with tempfile.TemporaryDirectory(prefix="cohort-manifest-") as tmp:
         copy = Path(tmp, "tests")
-        shutil.copytree(tests, copy, ignore=shutil.ignore_patterns(manifest.FILENAME, "__pycache__"))
+        shutil.copytree(
+            tests, copy, ignore=shutil.ignore_patterns(manifest.FILENAME, "__pycache__")
+        )
         res = check_template(root, None, copy)
         return manifest.record(res, copy, root / "template")
 

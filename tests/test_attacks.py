@@ -4,7 +4,6 @@ secret in results.json, leave results.json as the grader wrote it, and not crash
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -152,7 +151,9 @@ def test_forged_event_lines_count_nothing(tmp_path):
 def test_pytest_patched_to_pass_everything_is_still_the_stub(tmp_path):
     res = graded(with_init(stub_pair(tmp_path), PATCH_PYTEST))
     assert res["score"] == 0
-    assert all("still the stub" in t["output"] for t in res["tests"] if t["name"].endswith("softmax"))
+    assert all(
+        "still the stub" in t["output"] for t in res["tests"] if t["name"].endswith("softmax")
+    )
 
 
 def test_a_stub_is_still_the_stub_when_its_message_links_the_docs_site(tmp_path):
@@ -161,7 +162,9 @@ def test_a_stub_is_still_the_stub_when_its_message_links_the_docs_site(tmp_path)
     day.write_text(day.read_text().replace(f"see docs/{DAY}.md#", f"see https://x.test/{DAY}/#"))
     res = graded(repo)
     assert res["score"] == 0
-    assert all("still the stub" in t["output"] for t in res["tests"] if t["name"].endswith("softmax"))
+    assert all(
+        "still the stub" in t["output"] for t in res["tests"] if t["name"].endswith("softmax")
+    )
 
 
 def test_forged_skips_do_not_shrink_the_maximum(tmp_path):

@@ -12,7 +12,6 @@ import json
 import os
 import select
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import IO, Any, TypeVar
 
 MAX_OUTPUT = 4000  # characters of failure output kept per test

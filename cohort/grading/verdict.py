@@ -66,7 +66,9 @@ def judge(
             why = f"could not import this day's code:\n{error}" if error else missing
             got = Outcome(e.nodeid, "failed", why)
         elif got.status == "skipped" and not (e.may_skip or ("gpu" in e.markers and not gpu)):
-            got = replace(got, status="failed", output="reported as skipped, but this test never skips")
+            got = replace(
+                got, status="failed", output="reported as skipped, but this test never skips"
+            )
         elif got.status == "passed" and e.exercise in stubs:
             name = e.exercise.partition(":")[2]
             got = replace(

@@ -42,7 +42,9 @@ def _plain_files(src: Path) -> list[Path]:
         if stat.S_ISDIR(mode):
             continue
         if not stat.S_ISREG(mode):
-            raise Refused(f"{rel} is a special file (not a plain file): grading takes only plain files")
+            raise Refused(
+                f"{rel} is a special file (not a plain file): grading takes only plain files"
+            )
         total += path.lstat().st_size
         if total > MAX_COPY_MB << 20:
             raise Refused(f"{src.name}/ holds over {MAX_COPY_MB} MB: too large to grade")
