@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from cohort.grading import isolation
 from tests.act_harness import ORG, ROOT, World, git, standin, used_actions
 from tests.fake_github import GRADER, TOKEN, TRUSTED, FakeGitHub, roster_text
 
@@ -80,6 +81,8 @@ def test_push_runs_grade_each_pair_with_the_trusted_tests(world):
         assert extra["repo"] == f"{ORG}/{name}" and extra["commit"] == world.pairs[name][1]
         assert extra["grader_repository"] == GRADER and extra["job"] == "cpu"
         assert set(extra["days"]) == set(DAYS)
+        sandboxed = world.isolation and isolation.unavailable() is None
+        assert extra["isolation"]["mode"] == ("bwrap" if sandboxed else "none"), extra["isolation"]
         scores[name] = (doc["score"], doc["max_score"])
         for day, got in extra["days"].items():
             if name == "solutions":
@@ -193,4 +196,5 @@ def test_the_dashboard_workflow_runs_under_act(world):
     assert "3 results stored, 0 already stored, 0 rejected" in run.log, run.failures()
     csv = (run.out / "pages" / "scores.csv").read_text()
     assert "solutions,w0_prep," in csv and (run.out / "pages" / "index.html").is_file()
+    assert (run.out / "pages" / "docs" / "w0_prep" / "index.html").is_file()  # the docs beside it
     assert ROOT.is_dir()
