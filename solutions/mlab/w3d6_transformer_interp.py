@@ -478,7 +478,7 @@ def attribution_patch_heads(
 
 def generate_batch(
     batch: int,
-    feature_probability: Float[Tensor, "inst"],
+    feature_probability: Float[Tensor, " inst"],
     n_features: int,
     generator: torch.Generator | None = None,
 ) -> Float[Tensor, "batch inst feat"]:
@@ -516,7 +516,7 @@ class ToyModel(nn.Module):
 def toy_loss(
     out: Float[Tensor, "batch inst feat"],
     x: Float[Tensor, "batch inst feat"],
-    importance: Float[Tensor, "feat"],
+    importance: Float[Tensor, " feat"],
 ) -> Float[Tensor, ""]:
     """Importance-weighted squared error: mean over batch and features, summed over instances."""
     # BEGIN SOLUTION
@@ -526,8 +526,8 @@ def toy_loss(
 
 def train_toy_model(
     model: ToyModel,
-    feature_probability: Float[Tensor, "inst"],
-    importance: Float[Tensor, "feat"],
+    feature_probability: Float[Tensor, " inst"],
+    importance: Float[Tensor, " feat"],
     steps: int = 2000,
     batch: int = 1024,
     lr: float = 1e-2,
@@ -625,7 +625,7 @@ def sae_loss(
 @torch.no_grad()
 def resample_dead_features(
     sae: SparseAutoencoder, h: Float[Tensor, "batch d_in"]
-) -> Bool[Tensor, "d_sae"]:
+) -> Bool[Tensor, " d_sae"]:
     """Re-initialize the features that fire on no input of `h`; return which were dead.
 
     Take the inputs the SAE reconstructs worst (largest ||h - h_hat||^2, `topk`, one per dead

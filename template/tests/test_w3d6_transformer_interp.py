@@ -270,7 +270,9 @@ def test_activations_and_grads(model, runs):
     for name in names:
         assert_close(acts[name], cache[name], what=f"activation at {name}")
         leaf = cache[name].clone().requires_grad_(True)  # the grader's way: a leaf put in place
-        handle = dict(model.named_modules())[name].register_forward_hook(lambda mod, i, o: leaf)
+        handle = dict(model.named_modules())[name].register_forward_hook(
+            lambda mod, i, o, leaf=leaf: leaf
+        )
         try:
             (expected,) = torch.autograd.grad(raw_diff(model(tokens)), [leaf])
         finally:
