@@ -102,7 +102,7 @@ def sae_figure() -> None:
 
     torch.manual_seed(0)
     sae = m.SparseAutoencoder(2, 10, torch.Generator().manual_seed(0))
-    m.train_sae(sae, sample, steps=1500, batch=256, lr=1e-2, l1_coeff=0.1, resample_every=300)
+    m.train_sae(sae, sample, steps=1000, batch=256, lr=1e-2, l1_coeff=0.1, resample_every=250)
     fig, ax = plt.subplots(figsize=(3.4, 3.4))
     h = sample(2000)
     ax.scatter(h[:, 0], h[:, 1], s=2, color="lightgray", label="h = W x")

@@ -61,6 +61,22 @@ def runs(model):
     }
 
 
+def patched_by_grader(model, tokens, name: str, head: int, cache) -> torch.Tensor:
+    """The grader's own patch of one head's hook_z (all positions) from `cache`."""
+
+    def hook(module, inputs, output):
+        output = output.clone()
+        output[:, :, head] = cache[name][:, :, head]
+        return output
+
+    handle = dict(model.named_modules())[name].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            return model(tokens)
+    finally:
+        handle.remove()
+
+
 def assert_no_hooks(model, after: str) -> None:
     left = hooks_left(model)
     assert not left, f"after {after}, hooks are still attached ({', '.join(left)}): remove them"
@@ -222,13 +238,14 @@ def test_path_patch(model, runs, snapshot):
     args = (model, runs["corrupted"], runs["clean_cache"], runs["corrupted_cache"])
     metric = runs["metric"]
     last = model.cfg.n_layers - 1
-    heads = m.patch_heads(model, runs["corrupted"], runs["clean_cache"], metric)
     for head in range(model.cfg.n_heads):
         direct = m.path_patch(*args, (last, head), None, metric)
+        name = f"blocks.{last}.attn.hook_z"
+        total = metric(patched_by_grader(model, runs["corrupted"], name, head, runs["clean_cache"]))
         assert_close(
             direct,
-            heads[last, head],
-            what=f"path_patch from L{last}H{head} (last layer) to the logits vs patch_heads",
+            total,
+            what=f"path_patch from L{last}H{head} (last layer) to the logits vs patching that head",
             atol=1e-4,
         )
     nothing = m.path_patch(*args, (0, 0), [], metric)
@@ -453,19 +470,21 @@ def test_feature_geometry():
 @pytest.mark.slow
 def test_toy_model_superposition():
     """Five features of importance 0.9^i through two hidden dimensions (docs: 'the regime'):
-    dense features, only the two most important are represented, orthogonally; at density 0.03
+    dense features, only the two most important are represented, orthogonally (overlap < 0.2); at density 0.03
     all five are, in superposition (each overlapping the others by more than 0.5)."""
     torch.manual_seed(0)
     p = torch.tensor([1.0, 0.03])
     toy = m.ToyModel(2, 5, 2)
-    m.train_toy_model(toy, p, 0.9 ** torch.arange(5.0), steps=1500, batch=512)
+    m.train_toy_model(toy, p, 0.9 ** torch.arange(5.0), steps=600, batch=256, lr=2e-2)
     norms, sup = m.feature_geometry(toy.W.detach())
     shown = norms > 0.5
     assert shown[0].tolist() == [True, True, False, False, False], (
         f"dense instance: features of norm > 0.5 {shown[0].tolist()}, expected the 2 most important "
         f"(norms {[round(v, 2) for v in norms[0].tolist()]})"
     )
-    assert sup[0][shown[0]].max() < 0.1, "dense instance: the two represented features overlap"
+    assert sup[0][shown[0]].max() < 0.2, (
+        f"dense instance: the two represented features overlap ({sup[0][shown[0]].max():.2f} > 0.2)"
+    )
     assert shown[1].all(), (
         f"density 0.03: norms {[round(v, 2) for v in norms[1].tolist()]}, expected all five > 0.5"
     )
@@ -623,7 +642,8 @@ def test_sae_recovers_toy_features():
 
     torch.manual_seed(0)
     sae = m.SparseAutoencoder(2, 10, torch.Generator().manual_seed(0))
-    m.train_sae(sae, sample, steps=1500, batch=256, lr=1e-2, l1_coeff=0.1, resample_every=300)
+    sae(torch.zeros(8, 2))  # forward first: this test grades the SAE as a whole
+    m.train_sae(sae, sample, steps=1000, batch=256, lr=1e-2, l1_coeff=0.1, resample_every=250)
     dec = sae.W_dec.detach()
     assert_close(
         dec.norm(dim=1), torch.ones(10), what="SAE decoder row norms after training", atol=1e-4
