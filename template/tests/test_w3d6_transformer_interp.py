@@ -261,6 +261,22 @@ def test_path_patch(model, runs, snapshot):
         what="path_patch clean into clean",
         atol=1e-4,
     )
+    # attention only, no LayerNorm: with layer 1 frozen, L0H0's path to the logits is its direct
+    # logit attribution, (z_clean - z_corr) W_O[0] (W_U[:, 1] - W_U[:, 0]) at position 0
+    small = random_model(layer_norm=False, d_mlp=0)
+    _, small_clean = cache_of(small, runs["clean"])
+    small_corr_logits, small_corr = cache_of(small, runs["corrupted"])
+    direct = m.path_patch(small, runs["corrupted"], small_clean, small_corr, (0, 0), None, raw_diff)
+    dz = (small_clean["blocks.0.attn.hook_z"] - small_corr["blocks.0.attn.hook_z"])[:, 0, 0]
+    with torch.no_grad():
+        dla = (dz @ small.blocks[0].attn.W_O[0] @ (small.W_U[:, 1] - small.W_U[:, 0])).mean()
+    assert_close(
+        direct,
+        torch.tensor(diff_of(small_corr_logits)) + dla,
+        what="path_patch L0H0 -> logits in an attention-only model without LayerNorm vs its direct "
+        "logit attribution (are all other heads' hook_z frozen to the corrupted run?)",
+        atol=1e-4,
+    )
     receivers = [(last, h, kind) for h in range(model.cfg.n_heads) for kind in "qkv"]
     values = torch.stack(
         [m.path_patch(*args, (0, h), None, metric) for h in range(model.cfg.n_heads)]
