@@ -1,8 +1,8 @@
 """Train day w3d6_transformer_interp's two models: the brackets classifier and the toy model.
 
 Run `python solutions/mlab/w3d6_transformer_interp_assets/train.py` from the repo root (or
-`python mlab/w3d6_transformer_interp_assets/train.py` in a pair's repository); about a minute on
-2 CPU cores. Writes `brackets.pt` and `toy_model.pt` (float32 weights and settings, small)
+`python mlab/w3d6_transformer_interp_assets/train.py` in a pair's repository); about two minutes of
+CPU time on one thread. Writes `brackets.pt` and `toy_model.pt` (float32 weights and settings, small)
 beside this script (or in `--out-dir`).
 
 Brackets data: strings of 16 brackets, half balanced, a quarter with equal counts but a prefix
