@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+
+import pytest
 
 from cohort.cli import main
-from cohort.grading import sandbox
+from cohort.grading import isolation, sandbox
+from tests.conftest import ROOT
 
 CODE = """
 import os, time
@@ -202,3 +208,22 @@ def test_a_test_file_that_does_not_import_fails_only_its_own_day(tmp_path):
     assert (days["broken"]["score"], days["broken"]["max_score"]) == (0, 3)
     broken = next(t for t in res["tests"] if t["name"].startswith("tests/test_broken.py"))
     assert "a_module_nobody_installed" in broken["output"]
+
+
+@pytest.mark.skipif(isolation.unavailable() is not None, reason="no bubblewrap here")
+def test_the_sandbox_runs_an_interpreter_that_lives_under_tmp(tmp_path):
+    """A venv under /tmp (act's prepared Python, a CI cache) must survive the sandbox's private /tmp."""
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+    )
+    probe = "from cohort.grading import isolation; print(isolation.unavailable())"
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    ).stdout
+    assert out.strip() == "None", out

@@ -39,6 +39,9 @@ from cohort.grading.static import scan_pair_code, scan_tests
 from cohort.grading.workspace import GradeError
 
 GRACE_S = 10.0  # beyond a test's own timeout before the parent kills the child
+# Collection imports every day's code (torch, transformers): on a loaded machine that takes
+# minutes, so a loop at import is called one only after this many test timeouts.
+IMPORT_TIMEOUTS = 6
 # A test file that fails to import fails only its own tests; the other days run as usual.
 CHILD_ARGS = ("--continue-on-collection-errors",)
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL")
@@ -189,7 +192,7 @@ def _watch(
                 current,
                 f"timed out after {now - started:.0f} s and was killed (an infinite loop?)",
             )
-        if not run.collected and now - start > limits.test_timeout * 2 + GRACE_S:
+        if not run.collected and now - start > limits.test_timeout * IMPORT_TIMEOUTS + GRACE_S:
             return (
                 current,
                 f"importing the exercises took over {now - start:.0f} s (a loop at import?)",
