@@ -987,3 +987,93 @@ def test_successive_halving_on_processes(pool):
     result = m.successive_halving(helpers.bowl, configs, 1, 3, pool)
     assert check_halving(result, configs, 1, 3) == [9, 3, 1]
     assert result.best.config == {"x": 0.8}, f"successive_halving on processes: best {result.best}"
+
+
+# -- a Dask cluster as the executor ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """Two Dask worker processes of one thread each on this machine: the same scheduler and
+    workers the organizers start on the GPU machines (`dask scheduler`, `dask worker ...`)."""
+    distributed = pytest.importorskip(
+        "dask.distributed", reason="dask is not installed: pip install 'dask[distributed]'"
+    )
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        worker_dashboard_address=None,
+    ) as cluster:
+        yield cluster
+
+
+def _same_value(a: float | None, b: float | None) -> bool:
+    return a == b or (a is not None and b is not None and math.isnan(a) and math.isnan(b))
+
+
+@points(2)
+@pytest.mark.slow
+def test_searches_on_a_dask_cluster(dask_cluster, pool):
+    """grid_search and successive_halving on a Dask cluster's executor give the process pool's
+    trials: the same configs, values and errors (a failing trial recorded, not fatal)."""
+    from dask.distributed import Client
+
+    space = {"x": [0.0, -2.0, 0.5, 12.0], "y": [1.0, 0.5]}
+    configs = [{"x": x} for x in XS]
+    with Client(dask_cluster) as client:
+        executor = client.get_executor()
+        grid = m.grid_search(helpers.bowl, space, 3, executor)
+        halving = m.successive_halving(helpers.bowl, configs, 1, 3, executor)
+        trials = m.grid_search(
+            m.train_trial, {"optimizer": ["adam", "lbfgs"], "lr": [0.01]}, 30, executor
+        )
+    local = {
+        "grid_search": m.grid_search(helpers.bowl, space, 3, pool),
+        "successive_halving": m.successive_halving(helpers.bowl, configs, 1, 3, pool),
+        "grid_search(train_trial)": m.grid_search(
+            m.train_trial, {"optimizer": ["adam", "lbfgs"], "lr": [0.01]}, 30, pool
+        ),
+    }
+    for (what, theirs), ours in zip(local.items(), (grid, halving, trials), strict=True):
+        got = [(t.config, t.budget, t.value, t.error) for t in ours.trials]
+        expected = [(t.config, t.budget, t.value, t.error) for t in theirs.trials]
+        same = len(got) == len(expected) and all(
+            g[:2] == e[:2] and _same_value(g[2], e[2]) and (g[3] is None) == (e[3] is None)
+            for g, e in zip(got, expected, strict=False)
+        )
+        assert same, (
+            f"{what} on a Dask cluster: trials (config, budget, value, error) {got[:3]}... differ from "
+            f"the process pool's {expected[:3]}..."
+        )
+    for i, (trial, x) in enumerate(zip(grid.trials[::2], space["x"], strict=True)):
+        check_trial(trial, {"x": x, "y": 1.0}, 3, f"grid_search on Dask (trial {2 * i})")
+    assert trials.trials[1].error is not None, (
+        "train_trial with 'lbfgs' on Dask: not recorded as failed"
+    )
+
+
+@points(1)
+@pytest.mark.slow
+def test_search_executor_reads_the_environment(dask_cluster, monkeypatch):
+    """search_executor(): the cluster at $MLAB_DASK_SCHEDULER when it is set, else local processes."""
+    from dask.distributed import Client
+
+    monkeypatch.setenv("MLAB_DASK_SCHEDULER", dask_cluster.scheduler_address)
+    with m.search_executor() as executor:
+        result = m.grid_search(helpers.process_id, {"x": [1, 2, 3, 4]}, 1, executor)
+    with Client(dask_cluster) as client:
+        workers = {float(pid) for pid in client.run(os.getpid).values()}
+    pids = {t.value for t in result.trials}
+    assert all(t.ok for t in result.trials) and pids <= workers, (
+        f"grid_search through search_executor() with MLAB_DASK_SCHEDULER set ran its trials in processes "
+        f"{pids}, errors {[t.error for t in result.trials if t.error]}; the Dask workers are {workers}"
+    )
+    monkeypatch.delenv("MLAB_DASK_SCHEDULER")
+    with m.search_executor(1) as executor:
+        assert isinstance(executor, ProcessPoolExecutor), (
+            f"search_executor() without MLAB_DASK_SCHEDULER gave {type(executor).__name__}, expected "
+            "default_executor()'s process pool"
+        )
