@@ -850,6 +850,27 @@ def test_mlp_matches_torch():
         assert_close(as_torch(p.grad), tp.grad, what=f"MLP gradient of a parameter {p.shape}")
 
 
+@points(1)
+def test_mlp_init_uses_rng():
+    """MLP(..., rng) creates fc1, fc2, fc3 in that order from the one rng it is given: the same
+    values as three Linear layers drawn from an equally seeded rng, each with its own bound."""
+    model = m.MLP(64, 32, 10, rng=rng(4))
+    r = rng(4)
+    expected = [m.Linear(64, 32, rng=r), m.Linear(32, 32, rng=r), m.Linear(32, 10, rng=r)]
+    for name, layer in zip(("fc1", "fc2", "fc3"), expected, strict=True):
+        ours = getattr(model, name, None)
+        assert isinstance(ours, m.Linear), f"MLP should have a Linear attribute {name}"
+        for which in ("weight", "bias"):
+            assert_close(
+                as_torch(getattr(ours, which)),
+                as_torch(getattr(layer, which)),
+                what=f"MLP(64, 32, 10, rng=rng(4)).{name}.{which} at init against Linear layers "
+                "drawn in order from rng(4) (use the rng you are given, for every layer)",
+                atol=0,
+                rtol=0,
+            )
+
+
 # -- cross_entropy, SGD ----------------------------------------------------------------------------
 
 
