@@ -1,7 +1,8 @@
 """Figures for docs/w1d4_optim.md, drawn with the reference solutions.
 
 Run from the repository root: `python docs/scripts/w1d4_optim.py` (or `nox -s figures`). The
-search figure trains about 60 small MLPs on two worker processes: about a minute on 2 cores.
+search figure trains about 60 small MLPs on two worker processes (about a minute on 2 cores), or
+on a Dask cluster when MLAB_DASK_SCHEDULER holds its scheduler's address (see search_executor).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def schedule_figure() -> None:
 def search_figure() -> None:
     """Random search over optimizer and lr; successive halving over the same kind of configs."""
     space = {"optimizer": ["sgd", "rmsprop", "adam", "adamw"], "lr": m.LogUniform(1e-4, 1.0)}
-    with m.default_executor(2) as executor:
+    with m.search_executor(2) as executor:  # a Dask cluster when MLAB_DASK_SCHEDULER is set
         found = m.random_search(m.train_trial, space, 40, 150, seed=0, executor=executor)
         rng = random.Random(1)
         configs = [m.sample_config(space, rng) for _ in range(16)]

@@ -91,6 +91,27 @@ def einsum_batched_matmul(
     # END SOLUTION
 
 
+def einsum_mv(a: Float[Tensor, "n m"], v: Float[Tensor, " m"]) -> Float[Tensor, " n"]:
+    """A matrix times a vector: out[i] = sum_j a[i, j] v[j]."""
+    # BEGIN SOLUTION
+    return torch.einsum("ij,j->i", a, v)
+    # END SOLUTION
+
+
+def einsum_mm(a: Float[Tensor, "n k"], b: Float[Tensor, "k m"]) -> Float[Tensor, "n m"]:
+    """A matrix product: out[i, j] = sum_l a[i, l] b[l, j]."""
+    # BEGIN SOLUTION
+    return torch.einsum("il,lj->ij", a, b)
+    # END SOLUTION
+
+
+def einsum_inner(u: Float[Tensor, " n"], v: Float[Tensor, " n"]) -> Float[Tensor, ""]:
+    """The inner (dot) product of two vectors, a 0-d tensor."""
+    # BEGIN SOLUTION
+    return torch.einsum("i,i->", u, v)
+    # END SOLUTION
+
+
 # -- broadcasting and indexing -----------------------------------------------------------------
 
 
@@ -221,4 +242,42 @@ def moving_average(x: Float[Tensor, " n"], size: int) -> Float[Tensor, " w"]:
     """Mean of each window of `size` consecutive elements (stride 1), built on sliding_windows."""
     # BEGIN SOLUTION
     return sliding_windows(x, size).mean(dim=-1)
+    # END SOLUTION
+
+
+# -- computing through strided views -----------------------------------------------------------
+# Each of these builds a view with `as_strided` from the input's own strides and storage offset
+# (the input may itself be a non-contiguous view), then only multiplies and sums: no einsum,
+# matmul, trace or diagonal.
+
+
+def as_strided_trace(a: Float[Tensor, "n n"]) -> Float[Tensor, ""]:
+    """The trace of a square matrix, as the sum of a strided view of its diagonal."""
+    # BEGIN SOLUTION
+    rows, cols = a.stride()
+    diagonal = a.as_strided((a.shape[0],), (rows + cols,), a.storage_offset())  # (n,)
+    return diagonal.sum()
+    # END SOLUTION
+
+
+def as_strided_mv(a: Float[Tensor, "n m"], v: Float[Tensor, " m"]) -> Float[Tensor, " n"]:
+    """a @ v: view v as an (n, m) matrix whose rows are all v (stride 0 along rows), multiply
+    elementwise by a, sum each row."""
+    # BEGIN SOLUTION
+    n, m = a.shape
+    rows_of_v = v.as_strided((n, m), (0, v.stride(0)), v.storage_offset())  # (n, m), no copy
+    return (a * rows_of_v).sum(dim=-1)
+    # END SOLUTION
+
+
+def as_strided_mm(a: Float[Tensor, "n k"], b: Float[Tensor, "k m"]) -> Float[Tensor, "n m"]:
+    """a @ b: view both as (n, m, k) tensors (a repeated along m, b transposed and repeated
+    along n, with stride 0 for the repeats), multiply elementwise, sum over k."""
+    # BEGIN SOLUTION
+    (n, k), m = a.shape, b.shape[1]
+    a_rows, a_cols = a.stride()
+    b_rows, b_cols = b.stride()
+    a3 = a.as_strided((n, m, k), (a_rows, 0, a_cols), a.storage_offset())  # a3[i, j, l] = a[i, l]
+    b3 = b.as_strided((n, m, k), (0, b_cols, b_rows), b.storage_offset())  # b3[i, j, l] = b[l, j]
+    return (a3 * b3).sum(dim=-1)
     # END SOLUTION

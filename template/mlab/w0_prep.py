@@ -73,6 +73,21 @@ def einsum_batched_matmul(
     raise NotImplementedError("einsum_batched_matmul: see docs/w0_prep.md#einsum_batched_matmul")
 
 
+def einsum_mv(a: Float[Tensor, "n m"], v: Float[Tensor, " m"]) -> Float[Tensor, " n"]:
+    """A matrix times a vector: out[i] = sum_j a[i, j] v[j]."""
+    raise NotImplementedError("einsum_mv: see docs/w0_prep.md#einsum_mv")
+
+
+def einsum_mm(a: Float[Tensor, "n k"], b: Float[Tensor, "k m"]) -> Float[Tensor, "n m"]:
+    """A matrix product: out[i, j] = sum_l a[i, l] b[l, j]."""
+    raise NotImplementedError("einsum_mm: see docs/w0_prep.md#einsum_mm")
+
+
+def einsum_inner(u: Float[Tensor, " n"], v: Float[Tensor, " n"]) -> Float[Tensor, ""]:
+    """The inner (dot) product of two vectors, a 0-d tensor."""
+    raise NotImplementedError("einsum_inner: see docs/w0_prep.md#einsum_inner")
+
+
 # -- broadcasting and indexing -----------------------------------------------------------------
 
 
@@ -164,3 +179,26 @@ def sliding_windows(x: Float[Tensor, " n"], size: int, stride: int = 1) -> Float
 def moving_average(x: Float[Tensor, " n"], size: int) -> Float[Tensor, " w"]:
     """Mean of each window of `size` consecutive elements (stride 1), built on sliding_windows."""
     raise NotImplementedError("moving_average: see docs/w0_prep.md#moving_average")
+
+
+# -- computing through strided views -----------------------------------------------------------
+# Each of these builds a view with `as_strided` from the input's own strides and storage offset
+# (the input may itself be a non-contiguous view), then only multiplies and sums: no einsum,
+# matmul, trace or diagonal.
+
+
+def as_strided_trace(a: Float[Tensor, "n n"]) -> Float[Tensor, ""]:
+    """The trace of a square matrix, as the sum of a strided view of its diagonal."""
+    raise NotImplementedError("as_strided_trace: see docs/w0_prep.md#as_strided_trace")
+
+
+def as_strided_mv(a: Float[Tensor, "n m"], v: Float[Tensor, " m"]) -> Float[Tensor, " n"]:
+    """a @ v: view v as an (n, m) matrix whose rows are all v (stride 0 along rows), multiply
+    elementwise by a, sum each row."""
+    raise NotImplementedError("as_strided_mv: see docs/w0_prep.md#as_strided_mv")
+
+
+def as_strided_mm(a: Float[Tensor, "n k"], b: Float[Tensor, "k m"]) -> Float[Tensor, "n m"]:
+    """a @ b: view both as (n, m, k) tensors (a repeated along m, b transposed and repeated
+    along n, with stride 0 for the repeats), multiply elementwise, sum over k."""
+    raise NotImplementedError("as_strided_mm: see docs/w0_prep.md#as_strided_mm")

@@ -436,6 +436,20 @@ def evaluate(
     raise NotImplementedError("evaluate: see docs/w1d2_resnet.md#evaluate")
 
 
+def get_resnet_for_feature_extraction(n_classes: int, model: nn.Module | None = None) -> nn.Module:
+    """Feature extraction: a trained network's body becomes a fixed feature extractor, and only
+    a new head for the new task is trained.
+
+    `model` (default: a fresh `ResNet34()`; `copy_weights` ImageNet weights into it first for real
+    features) is any network whose last layer is a Linear called `fc`. Freeze every one of its
+    parameters (`requires_grad_(False)`), then replace `fc` by a new, trainable
+    `Linear(in_features of the old fc, n_classes)`. Return the model, changed in place. Any
+    optimizer over `model.parameters()` then moves the head only: frozen parameters get no
+    gradient, and optimizers skip parameters whose grad is None.
+    """
+    raise NotImplementedError("get_resnet_for_feature_extraction: see docs/w1d2_resnet.md#get_resnet_for_feature_extraction")
+
+
 def small_resnet(n_classes: int = 10) -> ResNet34:
     """The small ResNet trained on Fashion-MNIST: two groups of one block, 16 and 32 wide."""
     return ResNet34(

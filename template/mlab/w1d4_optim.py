@@ -1,17 +1,20 @@
 """Day w1d4_optim: optimizers, learning-rate schedules and hyperparameter search.
 
-Part 1 writes the update rules of `torch.optim.SGD`, `RMSprop`, `Adam` and `AdamW` by hand; the
-graders run yours and torch's side by side on every combination of hyperparameters and compare
-the parameters after each step. Then a linear-warmup + cosine learning-rate schedule.
+Part 1 writes torch-style parameter groups and the update rules of `torch.optim.SGD`, `RMSprop`,
+`Adam` and `AdamW` by hand; the graders run yours and torch's side by side on every combination
+of hyperparameters (and per-group ones) and compare the parameters after each step. Then a
+linear-warmup + cosine learning-rate schedule and torch's StepLR, MultiStepLR and ExponentialLR.
 
 Part 2 searches hyperparameters for a small MLP on scikit-learn's digits: a trial is one call
 `objective(config, budget) -> float` (lower is better), and the searches hand their trials to a
-`concurrent.futures.Executor` (local processes by default; anything with `submit` works, e.g. a
-cluster's executor). Read docs/w1d4_optim.md for the maths and the order of the exercises.
+`concurrent.futures.Executor` (local processes by default; anything with `submit` works: the
+given `search_executor()` hands them to a Dask cluster when $MLAB_DASK_SCHEDULER is set). Read
+docs/w1d4_optim.md for the maths and the order of the exercises.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import itertools
@@ -59,21 +62,49 @@ def trajectory(
 # -- optimizers --------------------------------------------------------------------------------
 
 
-class Optimizer:
-    """What every optimizer here shares: a list of parameters, a learning rate `lr` (a plain
-    attribute that a schedule may change between steps), and `zero_grad`.
+def param_groups(params: Iterable[nn.Parameter] | Iterable[dict], defaults: dict) -> list[dict]:
+    """torch.optim's parameter groups: each optimizer keeps its parameters as a list of dicts,
+    each with "params" (a list of parameters) and every hyperparameter for them.
 
-    Parameters whose `.grad` is None (not used by the loss) are skipped by `step`, exactly as in
-    torch: no weight decay, no state update.
+    `params` is either parameters (one group with all of them) or dicts such as
+    `{"params": model.head.parameters(), "lr": 1e-2}`, whose own hyperparameters win over
+    `defaults`; "params" may be an iterable of parameters or a single one. Return one dict per
+    group, "params" as a list, every key of `defaults` that the group lacks filled in. Raise
+    ValueError for an empty list, or a parameter that appears in more than one group.
+    """
+    raise NotImplementedError("param_groups: see docs/w1d4_optim.md#param_groups")
+
+
+class Optimizer:
+    """What every optimizer here shares, as in torch: `param_groups` (from `param_groups`
+    above), `state` (a dict from each parameter to a dict of its buffers, filled in by `step`
+    the first time the parameter has a gradient) and `zero_grad`.
+
+    `optimizer.lr` is a shortcut for single-group use: it reads the first group's lr and sets
+    every group's. Schedules set `group["lr"]` per group. Parameters whose `.grad` is None (not
+    used by the loss) are skipped by `step`, exactly as in torch: no weight decay, no state update.
     """
 
-    def __init__(self, params: Iterable[nn.Parameter], lr: float):
-        self.params = list(params)
-        if not self.params:
-            raise ValueError("optimizer got an empty parameter list")
-        if lr < 0:
-            raise ValueError(f"invalid learning rate: {lr}")
-        self.lr = lr
+    def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict], defaults: dict):
+        if defaults["lr"] < 0:
+            raise ValueError(f"invalid learning rate: {defaults['lr']}")
+        self.defaults = defaults
+        self.param_groups = param_groups(params, defaults)
+        self.state: dict[Tensor, dict[str, Any]] = {}
+
+    @property
+    def params(self) -> list[nn.Parameter]:
+        """Every parameter of every group, in order."""
+        return [p for group in self.param_groups for p in group["params"]]
+
+    @property
+    def lr(self) -> float:
+        return self.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for group in self.param_groups:
+            group["lr"] = value
 
     def zero_grad(self) -> None:
         """Forget the gradients (set to None, as torch does by default)."""
@@ -86,7 +117,8 @@ class Optimizer:
 
 class SGD(Optimizer):
     """Stochastic gradient descent with momentum, dampening, Nesterov momentum and L2 weight
-    decay: `torch.optim.SGD`'s update rule. Per parameter, with g the gradient:
+    decay: `torch.optim.SGD`'s update rule. Per parameter, with g the gradient and every
+    hyperparameter read from the parameter's group:
 
         g <- g + weight_decay * theta                      (L2 penalty, before momentum)
         b <- g on the first step, else momentum * b + (1 - dampening) * g
@@ -96,19 +128,23 @@ class SGD(Optimizer):
 
     def __init__(
         self,
-        params: Iterable[nn.Parameter],
+        params: Iterable[nn.Parameter] | Iterable[dict],
         lr: float = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
     ):
-        super().__init__(params, lr)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        self.momentum, self.dampening = momentum, dampening
-        self.weight_decay, self.nesterov = weight_decay, nesterov
-        raise NotImplementedError("SGD.__init__: see docs/w1d4_optim.md#sgd")
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+        }
+        super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self) -> None:
@@ -117,7 +153,8 @@ class SGD(Optimizer):
 
 class RMSprop(Optimizer):
     """RMSprop (Hinton's Coursera lecture 6e), as `torch.optim.RMSprop`: each coordinate's step
-    is divided by a running root-mean-square of its gradients. Per parameter:
+    is divided by a running root-mean-square of its gradients. Per parameter, hyperparameters
+    from its group:
 
         g <- g + weight_decay * theta
         v <- alpha * v + (1 - alpha) * g^2                 (v starts at 0)
@@ -129,7 +166,7 @@ class RMSprop(Optimizer):
 
     def __init__(
         self,
-        params: Iterable[nn.Parameter],
+        params: Iterable[nn.Parameter] | Iterable[dict],
         lr: float = 1e-2,
         alpha: float = 0.99,
         eps: float = 1e-8,
@@ -137,10 +174,15 @@ class RMSprop(Optimizer):
         momentum: float = 0.0,
         centered: bool = False,
     ):
-        super().__init__(params, lr)
-        self.alpha, self.eps, self.weight_decay = alpha, eps, weight_decay
-        self.momentum, self.centered = momentum, centered
-        raise NotImplementedError("RMSprop.__init__: see docs/w1d4_optim.md#rmsprop")
+        defaults = {
+            "lr": lr,
+            "alpha": alpha,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "momentum": momentum,
+            "centered": centered,
+        }
+        super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self) -> None:
@@ -149,7 +191,8 @@ class RMSprop(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) with L2 weight decay folded into the gradient, as
-    `torch.optim.Adam`. With t the number of steps taken so far, counting this one (t = 1 first):
+    `torch.optim.Adam`. Per parameter, hyperparameters from its group, with t the number of
+    steps this parameter has taken, counting this one (t = 1 first):
 
         g <- g + weight_decay * theta
         m <- beta1 * m + (1 - beta1) * g                   (m, v start at 0)
@@ -161,17 +204,21 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        params: Iterable[nn.Parameter],
+        params: Iterable[nn.Parameter] | Iterable[dict],
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         amsgrad: bool = False,
     ):
-        super().__init__(params, lr)
-        self.beta1, self.beta2 = betas
-        self.eps, self.weight_decay, self.amsgrad = eps, weight_decay, amsgrad
-        raise NotImplementedError("Adam.__init__: see docs/w1d4_optim.md#adam")
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+        }
+        super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self) -> None:
@@ -185,12 +232,13 @@ class AdamW(Adam):
         theta <- theta * (1 - lr * weight_decay)
 
     so the decay no longer passes through m / sqrt(v) and is the same for every weight.
-    The state is Adam's (inherited `__init__`); write `step`.
+    The hyperparameters are Adam's (inherited `__init__`, with another default weight decay);
+    write `step`.
     """
 
     def __init__(
         self,
-        params: Iterable[nn.Parameter],
+        params: Iterable[nn.Parameter] | Iterable[dict],
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
@@ -219,27 +267,82 @@ def warmup_cosine_lr(
     raise NotImplementedError("warmup_cosine_lr: see docs/w1d4_optim.md#warmup_cosine_lr")
 
 
-class WarmupCosine:
-    """Drives `optimizer.lr` with `warmup_cosine_lr`, like a `torch.optim.lr_scheduler`: the
-    optimizer's lr at construction is the base lr; construction sets the lr of step 0 and each
-    `step()` (call it after `optimizer.step()`) moves on to the next step's lr."""
+class LRScheduler:
+    """The base of the schedules, as `torch.optim.lr_scheduler.LRScheduler`: it works on any
+    optimizer with `param_groups` (yours or torch's).
 
-    def __init__(
-        self, optimizer: Optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0
-    ):
-        self.optimizer, self.base_lr = optimizer, optimizer.lr
-        self.warmup_steps, self.total_steps, self.min_lr = warmup_steps, total_steps, min_lr
-        self.t = 0
-        self.optimizer.lr = self.lr_at(0)
+    Construction records each group's lr as that group's base lr (kept in the group as
+    "initial_lr", as torch does) and sets the lr of step 0; each `step()` (call it after
+    `optimizer.step()`) moves on to the next step and sets every group's lr to
+    `lr_at(base_lr, step)`. Subclasses define `lr_at`: a closed form of the step.
+    """
 
-    def lr_at(self, step: int) -> float:
-        return warmup_cosine_lr(
-            step, self.base_lr, self.warmup_steps, self.total_steps, self.min_lr
-        )
+    def __init__(self, optimizer: Any):
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = 0  # torch's name for the number of step() calls so far
+        self._set_lrs()
+
+    def lr_at(self, base_lr: float, step: int) -> float:
+        raise NotImplementedError("each schedule defines its own lr_at")
 
     def step(self) -> None:
-        self.t += 1
-        self.optimizer.lr = self.lr_at(self.t)
+        self.last_epoch += 1
+        self._set_lrs()
+
+    def get_last_lr(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def _set_lrs(self) -> None:
+        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = self.lr_at(base_lr, self.last_epoch)
+
+
+class WarmupCosine(LRScheduler):
+    """Drives every group's lr with `warmup_cosine_lr` (each group from its own base lr)."""
+
+    def __init__(self, optimizer: Any, warmup_steps: int, total_steps: int, min_lr: float = 0.0):
+        self.warmup_steps, self.total_steps, self.min_lr = warmup_steps, total_steps, min_lr
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr: float, step: int) -> float:
+        return warmup_cosine_lr(step, base_lr, self.warmup_steps, self.total_steps, self.min_lr)
+
+
+class StepLR(LRScheduler):
+    """`torch.optim.lr_scheduler.StepLR`: multiply the lr by `gamma` every `step_size` steps."""
+
+    def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1):
+        self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr: float, step: int) -> float:
+        raise NotImplementedError("StepLR.lr_at: see docs/w1d4_optim.md#steplr")
+
+
+class MultiStepLR(LRScheduler):
+    """`torch.optim.lr_scheduler.MultiStepLR`: multiply the lr by `gamma` at each milestone
+    step (milestones in any order; one listed twice multiplies twice)."""
+
+    def __init__(self, optimizer: Any, milestones: Iterable[int], gamma: float = 0.1):
+        self.milestones, self.gamma = list(milestones), gamma
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr: float, step: int) -> float:
+        raise NotImplementedError("MultiStepLR.lr_at: see docs/w1d4_optim.md#multisteplr")
+
+
+class ExponentialLR(LRScheduler):
+    """`torch.optim.lr_scheduler.ExponentialLR`: multiply the lr by `gamma` at every step."""
+
+    def __init__(self, optimizer: Any, gamma: float):
+        self.gamma = gamma
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr: float, step: int) -> float:
+        raise NotImplementedError("ExponentialLR.lr_at: see docs/w1d4_optim.md#exponentiallr")
 
 
 # -- the trial: a small MLP on digits ----------------------------------------------------------
@@ -336,6 +439,39 @@ def using_executor(executor: Executor | None) -> Iterator[Executor]:
         return
     with default_executor() as own:
         yield own
+
+
+DASK_SCHEDULER_ENV = "MLAB_DASK_SCHEDULER"  # e.g. tcp://10.0.0.5:8786: the organizers' cluster
+DASK_RESOURCES_ENV = "MLAB_DASK_RESOURCES"  # e.g. GPU=1: what each trial claims on a worker
+
+
+@contextlib.contextmanager
+def search_executor(max_workers: int | None = None) -> Iterator[Executor]:
+    """Where the searches run: `with search_executor() as ex: random_search(..., executor=ex)`.
+
+    When $MLAB_DASK_SCHEDULER holds a Dask scheduler's address, the trials go to that cluster
+    (`dask.distributed.Client(address).get_executor()`; the client is closed on exit, the
+    cluster keeps running), each claiming the worker resources in $MLAB_DASK_RESOURCES
+    ("GPU=1": one trial per GPU at a time). Otherwise they run on `default_executor(max_workers)`,
+    local worker processes shut down on exit.
+    """
+    address = os.environ.get(DASK_SCHEDULER_ENV, "").strip()
+    if not address:
+        with default_executor(max_workers) as executor:
+            yield executor
+        return
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise ImportError(
+            f"{DASK_SCHEDULER_ENV} is set, but Dask is not installed: pip install 'dask[distributed]'"
+        ) from None
+    resources = {}
+    for item in os.environ.get(DASK_RESOURCES_ENV, "").replace(",", " ").split():
+        name, _, amount = item.partition("=")
+        resources[name] = float(amount or 1)
+    with Client(address, timeout=30) as client:
+        yield client.get_executor(**({"resources": resources} if resources else {}))
 
 
 @dataclass

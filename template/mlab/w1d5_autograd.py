@@ -152,6 +152,24 @@ def relu_back(grad_out: Arr, out: Arr, x: Arr) -> tuple[Arr]:
     raise NotImplementedError("relu_back: see docs/w1d5_autograd.md#relu_back")
 
 
+def backward_by_hand(
+    a: Float[Arr, "n m"], b: Float[Arr, " m"], c: Float[Arr, "n 1"]
+) -> tuple[Arr, Arr, Arr]:
+    """Gradients of L = sum(log(a * b) * c) with respect to a, b and c, by chaining the backward
+    functions above by hand (before `backprop` does it for any graph):
+
+        d = a * b        (n, m): b broadcasts over the rows
+        e = log(d)       (n, m)
+        f = e * c        (n, m): c broadcasts over the columns
+        L = f.sum()      ()
+
+    Run the forward pass, then the backward functions in reverse order starting from
+    dL/dL = 1, each turning the gradient of its output into gradients of its inputs. Return
+    (dL/da, dL/db, dL/dc), each of its input's shape.
+    """
+    raise NotImplementedError("backward_by_hand: see docs/w1d5_autograd.md#backward_by_hand")
+
+
 # -- Tensor, recipes and forward operations ------------------------------------------------------
 
 
@@ -172,6 +190,10 @@ class Tensor:
 
     def __init__(self, array: Any, requires_grad: bool = False):
         self.array: Arr = np.asarray(array)
+        if requires_grad and not np.issubdtype(self.array.dtype, np.inexact):
+            raise RuntimeError(  # as torch: integer gradients make no sense
+                f"only Tensors of floating point dtype can require gradients, not {self.array.dtype}"
+            )
         self.requires_grad = requires_grad
         self.grad: Tensor | None = None
         self.recipe: Recipe | None = None
@@ -434,7 +456,8 @@ def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
     end_node's graph that requires grad, as `end_node.backward(end_grad)` does in PyTorch.
 
     - end_grad defaults to 1 for a one-element end_node; otherwise, or if end_node does not
-      require grad, raise RuntimeError (PyTorch does too).
+      require grad, raise RuntimeError (PyTorch does too). An end_grad given must have
+      end_node's shape (no broadcasting): raise RuntimeError otherwise, as PyTorch does.
     - Visit the graph in topological order (end_node first), keeping a dict from each Tensor to
       its gradient so far; call the node's backward function once all of its gradient is in, and
       add what it returns into the dict entries of the node's parents (never in place).

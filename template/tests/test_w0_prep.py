@@ -98,6 +98,25 @@ def test_einsum_batched_matmul():
     )
 
 
+@points(1)
+@pytest.mark.parametrize("n,m_", [(4, 7), (6, 6)])
+def test_einsum_mv(n, m_):
+    a, v = torch.randn(n, m_), torch.randn(m_)
+    assert_close(m.einsum_mv(a, v), torch.mv(a, v), what=f"einsum_mv(a {(n, m_)}, v ({m_},))")
+
+
+@points(1)
+def test_einsum_mm():
+    a, b = torch.randn(3, 5), torch.randn(5, 4)
+    assert_close(m.einsum_mm(a, b), torch.mm(a, b), what="einsum_mm(a (3, 5), b (5, 4))")
+
+
+@points(1)
+def test_einsum_inner():
+    u, v = torch.randn(9), torch.randn(9)
+    assert_close(m.einsum_inner(u, v), torch.dot(u, v), what="einsum_inner(u (9,), v (9,))")
+
+
 # -- broadcasting and indexing -----------------------------------------------------------------
 
 
@@ -209,6 +228,19 @@ def test_logsumexp_stable():
 
 
 @points(1)
+def test_logsumexp_infinite_rows():
+    """A row of -inf (every probability 0) gives -inf, a row holding +inf gives +inf: no NaN."""
+    inf = float("inf")
+    x = torch.tensor([[-inf, -inf, -inf], [0.5, inf, -1.0], [-inf, 2.0, -inf], [1.0, 2.0, 3.0]])
+    assert_close(
+        m.logsumexp(x),
+        torch.logsumexp(x, dim=-1),
+        what="logsumexp of rows [-inf]*3, [0.5, inf, -1], [-inf, 2, -inf], [1, 2, 3] (is the "
+        "maximum you subtract finite?)",
+    )
+
+
+@points(1)
 def test_softmax():
     x = torch.randn(3, 4, 9)
     assert_close(m.softmax(x), torch.softmax(x, dim=-1), what="softmax(x (3, 4, 9))")
@@ -276,6 +308,39 @@ def test_sample_categorical_frequencies():
     )
 
 
+@points(2)
+@pytest.mark.parametrize(
+    "probs",
+    [
+        [[0.05, 0.05, 0.1, 0.2, 0.6], [0.0, 0.3, 0.0, 0.0, 0.7]],  # 2 rows, 5 classes
+        [[0.2, 0.8], [1.0, 0.0], [0.5, 0.5], [0.0, 1.0]],  # 4 rows, 2 classes
+    ],
+    ids=["2x5", "4x2"],
+)
+def test_sample_categorical_rectangular(probs):
+    """Rows != classes != draws, so no axis mix-up hides behind a square shape."""
+    probs = torch.tensor(probs)
+    b, k = probs.shape
+    n = 30_000
+    got = m.sample_categorical(probs, n, torch.Generator().manual_seed(2))
+    assert_equal(
+        torch.as_tensor(got.shape),
+        torch.tensor([b, n]),
+        what=f"sample_categorical(probs {(b, k)}, n={n}) shape",
+    )
+    assert int(got.min()) >= 0 and int(got.max()) < k, (
+        f"sample_categorical(probs {(b, k)}): samples range over [{int(got.min())}, "
+        f"{int(got.max())}], expected classes 0..{k - 1}"
+    )
+    freq = F.one_hot(got.long(), k).float().mean(dim=1)  # (b, k)
+    tolerance = 5 * (probs * (1 - probs) / n).sqrt() + 1e-9
+    bad = (freq - probs).abs() > tolerance
+    assert not bad.any(), (
+        f"sample_categorical(probs {(b, k)}): frequencies {freq.tolist()} are too far from "
+        f"probs {probs.tolist()}; clamping or a cumsum over the wrong dimension (rows vs classes)?"
+    )
+
+
 @points(1)
 def test_sample_categorical_uses_generator():
     probs = torch.full((2, 10), 0.1)
@@ -312,3 +377,99 @@ def test_moving_average():
     x = torch.randn(12)
     expected = F.avg_pool1d(x[None, None], 4, stride=1)[0, 0]
     assert_close(m.moving_average(x, 4), expected, what="moving_average(x (12,), size=4)")
+
+
+# -- computing through strided views -----------------------------------------------------------
+
+
+def strided_inputs() -> dict[str, torch.Tensor]:
+    """Square and rectangular matrices and vectors that are non-contiguous views with offsets."""
+    base = torch.randn(40, 40)
+    return {
+        "a (5, 5) contiguous": torch.randn(5, 5),
+        "a (5, 5) = base[1::3, 2::2]": base[1:16:3, 2:12:2],
+        "a (6, 6) = base.T[3:9, 4:10]": base.T[3:9, 4:10],
+        "a (4, 7) = base[2::5, 1:8]": base[2:22:5, 1:8],
+        "a (7, 3) = base[::2, 5::4]": base[0:14:2, 5:17:4],
+        "v (7,) = base[3, 4::3]": base[3, 4:25:3],
+        "v (3,) = base[6:9, 2]": base[6:9, 2],
+        "b (7, 3) = base.T[1:8, 10:13]": base.T[1:8, 10:13],
+        "b (3, 4) = base[5::2, 9:13]": base[5:11:2, 9:13],
+    }
+
+
+@points(2)
+@pytest.mark.parametrize(
+    "name", ["a (5, 5) contiguous", "a (5, 5) = base[1::3, 2::2]", "a (6, 6) = base.T[3:9, 4:10]"]
+)
+def test_as_strided_trace(name):
+    a = strided_inputs()[name]
+    assert_close(m.as_strided_trace(a), torch.trace(a), what=f"as_strided_trace({name})")
+
+
+@points(2)
+@pytest.mark.parametrize(
+    "a_name,v_name",
+    [
+        ("a (4, 7) = base[2::5, 1:8]", "v (7,) = base[3, 4::3]"),
+        ("a (7, 3) = base[::2, 5::4]", "v (3,) = base[6:9, 2]"),
+    ],
+)
+def test_as_strided_mv(a_name, v_name):
+    inputs = strided_inputs()
+    a, v = inputs[a_name], inputs[v_name]
+    assert_close(
+        m.as_strided_mv(a, v), torch.mv(a, v), what=f"as_strided_mv({a_name}, {v_name})", atol=1e-4
+    )
+
+
+@points(2)
+@pytest.mark.parametrize(
+    "a_name,b_name",
+    [
+        ("a (4, 7) = base[2::5, 1:8]", "b (7, 3) = base.T[1:8, 10:13]"),
+        ("a (7, 3) = base[::2, 5::4]", "b (3, 4) = base[5::2, 9:13]"),
+        ("a (5, 5) contiguous", "a (5, 5) = base[1::3, 2::2]"),
+    ],
+)
+def test_as_strided_mm(a_name, b_name):
+    inputs = strided_inputs()
+    a, b = inputs[a_name], inputs[b_name]
+    assert_close(
+        m.as_strided_mm(a, b), torch.mm(a, b), what=f"as_strided_mm({a_name}, {b_name})", atol=1e-4
+    )
+
+
+BANNED = ["einsum", "matmul", "mm", "mv", "bmm", "dot", "inner", "tensordot", "trace", "diagonal"]
+
+
+@points(1)
+def test_as_strided_computes_through_views(monkeypatch):
+    """With torch's contraction functions (einsum, matmul / @, mm, mv, dot, trace, diagonal ...)
+    switched off, the three still work: they only build views, multiply and sum."""
+    inputs = strided_inputs()
+    a, v, b = (
+        inputs["a (4, 7) = base[2::5, 1:8]"],
+        inputs["v (7,) = base[3, 4::3]"],
+        inputs["b (7, 3) = base.T[1:8, 10:13]"],
+    )
+    sq = inputs["a (5, 5) = base[1::3, 2::2]"]
+    expected = (torch.trace(sq), torch.mv(a, v), torch.mm(a, b))
+
+    def banned(name):
+        def fail(*args, **kwargs):
+            raise AssertionError(f"{name} called: build an as_strided view, then multiply and sum")
+
+        return fail
+
+    for name in BANNED:
+        monkeypatch.setattr(torch, name, banned(f"torch.{name}"))
+        if hasattr(torch.Tensor, name):
+            monkeypatch.setattr(torch.Tensor, name, banned(f"Tensor.{name}"))
+    for name in ("__matmul__", "__rmatmul__"):
+        monkeypatch.setattr(torch.Tensor, name, banned("the @ operator"))
+    got = (m.as_strided_trace(sq), m.as_strided_mv(a, v), m.as_strided_mm(a, b))
+    monkeypatch.undo()
+    names = ("as_strided_trace", "as_strided_mv", "as_strided_mm")
+    for what, g, e in zip(names, got, expected, strict=True):
+        assert_close(g, e, what=f"{what} with contractions switched off", atol=1e-4)

@@ -807,3 +807,95 @@ def test_small_resnet_fashion_mnist(one_thread):
         f"held-out accuracy {acc:.3f} after {len(losses)} steps (final loss {losses[-1]:.3f}); expected "
         "at least 0.80. Check each layer's test first."
     )
+
+
+# -- feature extraction ------------------------------------------------------------------------
+
+
+class TinyNet(nn.Module):
+    """A small torch CNN laid out like a ResNet: a body, then the head `fc`."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 8, 5, stride=2)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 12 * 12, 10)
+
+    def forward(self, x):
+        return self.fc(self.bn(self.conv(x)).relu().flatten(1))
+
+
+def adam_steps(model: nn.Module, images, labels, steps: int, seed: int = 0) -> None:
+    """Adam over *all* of model.parameters(): frozen ones get no gradient and stay as they are."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert trainable, "no parameter of the model requires grad: the new head must be trainable"
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(labels), (32,), generator=g)
+        optimizer.zero_grad()
+        F.cross_entropy(model(images[idx]), labels[idx]).backward()
+        optimizer.step()
+
+
+@points(2)
+def test_get_resnet_for_feature_extraction_layout():
+    model = TinyNet()
+    old_fc = model.fc
+    got = m.get_resnet_for_feature_extraction(5, model)
+    assert got is model, "get_resnet_for_feature_extraction(5, model) should return model itself"
+    head = dict(model.fc.named_parameters())
+    assert model.fc is not old_fc and tuple(model.fc.weight.shape) == (5, 8 * 12 * 12), (
+        f"model.fc should be a new Linear({8 * 12 * 12}, 5); got {model.fc} "
+        f"{'(the old head)' if model.fc is old_fc else ''}"
+    )
+    trainable = sorted(n for n, p in model.named_parameters() if p.requires_grad)
+    expected = sorted(f"fc.{n}" for n in head)
+    assert trainable == expected, (
+        f"parameters that require grad: {trainable}; expected only the new head's {expected} "
+        "(freeze the body with requires_grad_(False), then attach the new head)"
+    )
+    out = model(torch.randn(3, 1, 28, 28))
+    assert tuple(out.shape) == (3, 5), (
+        f"the model now gives logits {tuple(out.shape)}, expected (3, 5)"
+    )
+
+
+@points(1)
+def test_get_resnet_for_feature_extraction_default():
+    """With no model: a ResNet34 with a new 7-class head on its 512 features, the rest frozen."""
+    model = m.get_resnet_for_feature_extraction(7)
+    assert isinstance(model, m.ResNet34), f"expected a ResNet34, got {type(model).__name__}"
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    assert tuple(model.fc.weight.shape) == (7, 512) and trainable == 7 * 512 + 7, (
+        f"fc {tuple(model.fc.weight.shape)} and {trainable} trainable parameters; expected a "
+        f"Linear(512, 7) head, {7 * 512 + 7} parameters"
+    )
+    assert frozen > 21_000_000, f"only {frozen} frozen parameters: the body is ResNet34's ~21.3M"
+
+
+@points(2)
+def test_feature_extraction_trains_only_the_head(one_thread):
+    """A body trained on Fashion-MNIST, frozen; a new head trained by Adam over all parameters:
+    only the head moves, and it reaches 70% on 1000 held-out images."""
+    images, labels = fashion_subset("train", 2000)
+    pretrained = TinyNet()
+    adam_steps(pretrained, images, labels, 80)
+    model = m.get_resnet_for_feature_extraction(10, pretrained)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    adam_steps(model, images, labels, 80, seed=1)
+    for name, value in model.named_parameters():
+        changed = not torch.equal(value, before[name])
+        assert changed == name.startswith("fc."), (
+            f"{name} {'changed' if changed else 'did not change'} while training after feature "
+            "extraction: only the new head (fc) should"
+        )
+    test_x, test_y = fashion_subset("test", 1000)
+    acc = accuracy(model, test_x, test_y)
+    assert acc >= 0.70, (
+        f"held-out accuracy {acc:.3f} after training the new head for 80 steps on frozen trained "
+        "features; expected at least 0.70"
+    )

@@ -90,13 +90,17 @@ def _describe(cls, kwargs: dict) -> str:
     return f"{cls.__name__}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
 
 
-def compare_with_torch(ours, reference, kwargs: dict, lrs: list[float] | None = None) -> None:
+def compare_with_torch(
+    ours, reference, kwargs: dict, lrs: list[float] | None = None, groups=None
+) -> None:
     """Step your optimizer and torch's side by side from the same start; compare every parameter
-    after every step. `lrs`: a learning rate to set before each step (as a schedule would)."""
+    after every step. `lrs`: a learning rate to set before each step (as a schedule would).
+    `groups(params)`: parameter groups (a list of dicts) to pass instead of the parameters."""
     x, y, init = _problem()
     mine = [nn.Parameter(p.clone()) for p in init]
     theirs = [nn.Parameter(p.clone()) for p in init]
-    opt, ref = ours(mine, **kwargs), reference(theirs, **kwargs)
+    spec = groups or (lambda ps: ps)
+    opt, ref = ours(spec(mine), **kwargs), reference(spec(theirs), **kwargs)
     for step in range(1, STEPS + 1):
         if lrs is not None:
             opt.lr = lrs[step - 1]
@@ -107,6 +111,8 @@ def compare_with_torch(ours, reference, kwargs: dict, lrs: list[float] | None = 
             optimizer.step()
         for name, a, b in zip(NAMES, mine, theirs, strict=True):
             what = f"{_describe(ours, kwargs)}: parameter {name} after step {step}"
+            if groups is not None:
+                what += f" with groups {_describe_groups(spec(NAMES))}"
             if lrs is not None:
                 what += f" (lr set to {lrs[step - 1]:g} before this step)"
             assert_close(
@@ -118,8 +124,146 @@ def compare_with_torch(ours, reference, kwargs: dict, lrs: list[float] | None = 
             )
 
 
+def _describe_groups(groups: list[dict]) -> str:
+    return (
+        "["
+        + ", ".join(
+            "{"
+            + ", ".join(f"{k}: {v!r}" if k != "params" else f"params: {v}" for k, v in g.items())
+            + "}"
+            for g in groups
+        )
+        + "]"
+    )
+
+
 def grid(**axes) -> list[dict]:
     return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+# -- parameter groups --------------------------------------------------------------------------
+
+
+def check_groups(got, spec_for, defaults: dict, what: str) -> None:
+    """Your param_groups(spec, defaults) against torch.optim.Optimizer(spec, defaults)'s."""
+    expected = torch.optim.Optimizer(spec_for(), dict(defaults)).param_groups
+    assert isinstance(got, list) and len(got) == len(expected), (
+        f"{what}: expected a list of {len(expected)} group dicts, got {type(got).__name__}"
+        f"{f' of {len(got)}' if isinstance(got, list) else ''}"
+    )
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+        assert isinstance(g, dict) and isinstance(g.get("params"), list), (
+            f"{what}: group {i} should be a dict whose 'params' is a list, got {g!r:.120}"
+        )
+        same = len(g["params"]) == len(e["params"]) and all(
+            a is b for a, b in zip(g["params"], e["params"], strict=False)
+        )
+        assert same, (
+            f"{what}: group {i} holds {len(g['params'])} parameters, expected the same "
+            f"{len(e['params'])} parameter objects as torch, in order"
+        )
+        mine = {k: v for k, v in g.items() if k != "params"}
+        theirs = {k: v for k, v in e.items() if k != "params"}
+        assert mine == theirs, (
+            f"{what}: group {i} has hyperparameters {mine}, torch.optim has {theirs} (the group's "
+            "own values win, defaults fill in the rest)"
+        )
+
+
+@points(2)
+def test_param_groups():
+    w, b, u, v = (nn.Parameter(torch.randn(3)) for _ in range(4))
+    defaults = {"lr": 0.1, "momentum": 0.9, "betas": (0.9, 0.99)}
+    check_groups(
+        m.param_groups([w, b], defaults),
+        lambda: [w, b],
+        defaults,
+        "param_groups([w, b], defaults)",
+    )
+    model = nn.Linear(3, 2)
+    check_groups(
+        m.param_groups(model.parameters(), defaults),
+        lambda: model.parameters(),
+        defaults,
+        "param_groups(model.parameters(), defaults) (a generator)",
+    )
+
+    def spec():
+        return [
+            {"params": [w, b], "lr": 0.01, "momentum": 0.0},
+            {"params": u},  # a single parameter, all defaults
+            {"params": iter([v]), "betas": (0.5, 0.6), "weight_decay": 0.3},  # an extra key
+        ]
+
+    check_groups(
+        m.param_groups(spec(), defaults),
+        spec,
+        defaults,
+        "param_groups([{params: [w, b], lr: 0.01, momentum: 0}, {params: u}, {params: iter([v]), "
+        "betas: (0.5, 0.6), weight_decay: 0.3}], defaults)",
+    )
+
+
+@points(1)
+def test_param_groups_errors():
+    w, b = nn.Parameter(torch.randn(3)), nn.Parameter(torch.randn(2))
+    for spec, what in [
+        ([], "an empty list"),
+        ([{"params": [w]}, {"params": [b, w]}], "w in two groups"),
+    ]:
+        try:
+            m.param_groups(spec, {"lr": 0.1})
+        except NotImplementedError:
+            raise
+        except ValueError:
+            continue
+        pytest.fail(
+            f"param_groups with {what} should raise ValueError, as torch.optim does", pytrace=False
+        )
+
+
+# Per-group hyperparameters: group 0 differs from the defaults in every hyperparameter the
+# optimizer has, group 1 takes the defaults, so reading any value from the wrong place shows.
+GROUPS = {
+    "SGD": (
+        {"lr": 0.05, "momentum": 0.9, "nesterov": True},
+        {"lr": 0.1, "momentum": 0.5, "dampening": 0.3, "weight_decay": 0.3, "nesterov": False},
+    ),
+    "RMSprop": (
+        {"lr": 0.01},
+        {
+            "lr": 0.02,
+            "alpha": 0.5,
+            "eps": 0.1,
+            "weight_decay": 0.3,
+            "momentum": 0.8,
+            "centered": True,
+        },
+    ),
+    "Adam": (
+        {"lr": 0.05},
+        {"lr": 0.01, "betas": (0.5, 0.8), "eps": 0.1, "weight_decay": 0.3, "amsgrad": True},
+    ),
+    "AdamW": (
+        {"lr": 0.05, "weight_decay": 0.3},
+        {"lr": 0.02, "betas": (0.5, 0.8), "eps": 0.1, "weight_decay": 0.01, "amsgrad": True},
+    ),
+}
+
+
+@points(2)
+@pytest.mark.parametrize("name", list(GROUPS))
+@pytest.mark.parametrize("own", [0, 1], ids=["W has its own", "b has its own"])
+def test_optimizer_param_groups(name, own):
+    """Two groups, one with its own value of every hyperparameter, against torch.optim."""
+    defaults, overrides = GROUPS[name]
+
+    def groups(ps):
+        W, b, u = ps
+        first, rest = ([W], [b, u]) if own == 0 else ([b], [W, u])
+        return [{"params": first, **overrides}, {"params": rest}]
+
+    compare_with_torch(getattr(m, name), getattr(torch.optim, name), defaults, groups=groups)
 
 
 @points(1)
@@ -288,6 +432,98 @@ def test_warmup_cosine_lr_after_the_end():
         what="warmup_cosine_lr at and after total_steps=20 (should stay at min_lr=0.01)",
         atol=1e-12,
     )
+
+
+@points(1)
+@pytest.mark.parametrize("warmup,total", [(5, 5), (1, 1)])
+def test_warmup_cosine_lr_warmup_is_everything(warmup, total):
+    """warmup_steps == total_steps: a warmup over the whole run, then min_lr from total_steps."""
+    steps = list(range(total + 4))
+    got = torch.tensor(
+        [m.warmup_cosine_lr(s, 0.1, warmup, total, 0.01) for s in steps], dtype=torch.float64
+    )
+    expected = _reference_lrs(0.1, warmup, total, 0.01)[:total].tolist()  # the warmup
+    expected += [0.01] * (len(steps) - total)
+    assert_close(
+        got,
+        torch.tensor(expected, dtype=torch.float64),
+        what=f"warmup_cosine_lr(steps 0..{steps[-1]}, base_lr=0.1, warmup_steps={warmup}, "
+        f"total_steps={total}, min_lr=0.01): warmup as transformers', min_lr from step {total}",
+        atol=1e-12,
+    )
+
+
+def _schedule_lrs(make, steps: int) -> torch.Tensor:
+    """(steps, 2): both groups' lr before each optimizer step, a torch SGD with groups of lr 0.1
+    and 0.03 driven by the schedule `make(optimizer)`."""
+    a, b = nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(3))
+    opt = torch.optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.03}], lr=0.1)
+    schedule = make(opt)
+    lrs = []
+    for _ in range(steps):
+        lrs.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        schedule.step()
+    return torch.tensor(lrs, dtype=torch.float64)
+
+
+SCHEDULES = [
+    ("StepLR", {"step_size": 3}),
+    ("StepLR", {"step_size": 1, "gamma": 0.5}),
+    ("StepLR", {"step_size": 4, "gamma": 0.7}),
+    ("MultiStepLR", {"milestones": [2, 5, 9]}),
+    ("MultiStepLR", {"milestones": [7, 2, 2], "gamma": 0.5}),  # unsorted, one twice
+    ("ExponentialLR", {"gamma": 0.8}),
+    ("ExponentialLR", {"gamma": 1.05}),
+]
+
+
+@points(1)
+@pytest.mark.parametrize("name,kwargs", SCHEDULES, ids=[f"{n}({k})" for n, k in SCHEDULES])
+def test_lr_scheduler(name, kwargs):
+    """Your schedule and torch.optim.lr_scheduler's, each on a torch SGD with two groups."""
+    got = _schedule_lrs(lambda opt: getattr(m, name)(opt, **kwargs), 14)
+    expected = _schedule_lrs(lambda opt: getattr(torch.optim.lr_scheduler, name)(opt, **kwargs), 14)
+    args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    assert_close(
+        got,
+        expected,
+        what=f"{name}(optimizer, {args}): lr of groups (lr 0.1, lr 0.03) before steps 0..13 "
+        f"(index (step, group)), against torch.optim.lr_scheduler.{name}",
+        atol=1e-12,
+        rtol=1e-9,
+    )
+
+
+@points(1)
+def test_lr_scheduler_drives_your_sgd():
+    """StepLR on your SGD with two groups: the same parameters as torch's SGD under torch's StepLR."""
+    x, y, init = _problem()
+    mine = [nn.Parameter(p.clone()) for p in init]
+    theirs = [nn.Parameter(p.clone()) for p in init]
+
+    def spec(ps):
+        return [{"params": ps[:1], "lr": 0.2}, {"params": ps[1:]}]
+
+    opt = m.SGD(spec(mine), lr=0.05, momentum=0.9)
+    ref = torch.optim.SGD(spec(theirs), lr=0.05, momentum=0.9)
+    schedule = m.StepLR(opt, step_size=4, gamma=0.5)
+    ref_schedule = torch.optim.lr_scheduler.StepLR(ref, step_size=4, gamma=0.5)
+    for _ in range(STEPS):
+        for params, optimizer, sched in ((mine, opt, schedule), (theirs, ref, ref_schedule)):
+            optimizer.zero_grad()
+            _loss(x, y, params).backward()
+            optimizer.step()
+            sched.step()
+    for name, a, b in zip(NAMES, mine, theirs, strict=True):
+        assert_close(
+            a,
+            b,
+            what=f"SGD(groups lr 0.2 / 0.05, momentum=0.9) + StepLR(step_size=4, gamma=0.5): "
+            f"parameter {name} after {STEPS} steps",
+            atol=1e-9,
+            rtol=1e-7,
+        )
 
 
 @points(1)
@@ -687,7 +923,10 @@ def test_successive_halving():
 
 
 @points(2)
-@pytest.mark.parametrize("n,eta,min_budget", [(8, 2, 1), (5, 2, 3), (10, 3, 2), (1, 2, 4)])
+@pytest.mark.parametrize(
+    "n,eta,min_budget",
+    [(8, 2, 1), (5, 2, 3), (10, 3, 2), (1, 2, 4), (2, 3, 1), (5, 3, 2), (3, 4, 1)],
+)
 def test_successive_halving_budget(n, eta, min_budget):
     configs = [{"x": 0.05 * i} for i in range(n)]
     with RecordingExecutor() as executor:
@@ -748,3 +987,93 @@ def test_successive_halving_on_processes(pool):
     result = m.successive_halving(helpers.bowl, configs, 1, 3, pool)
     assert check_halving(result, configs, 1, 3) == [9, 3, 1]
     assert result.best.config == {"x": 0.8}, f"successive_halving on processes: best {result.best}"
+
+
+# -- a Dask cluster as the executor ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """Two Dask worker processes of one thread each on this machine: the same scheduler and
+    workers the organizers start on the GPU machines (`dask scheduler`, `dask worker ...`)."""
+    distributed = pytest.importorskip(
+        "dask.distributed", reason="dask is not installed: pip install 'dask[distributed]'"
+    )
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        worker_dashboard_address=None,
+    ) as cluster:
+        yield cluster
+
+
+def _same_value(a: float | None, b: float | None) -> bool:
+    return a == b or (a is not None and b is not None and math.isnan(a) and math.isnan(b))
+
+
+@points(2)
+@pytest.mark.slow
+def test_searches_on_a_dask_cluster(dask_cluster, pool):
+    """grid_search and successive_halving on a Dask cluster's executor give the process pool's
+    trials: the same configs, values and errors (a failing trial recorded, not fatal)."""
+    from dask.distributed import Client
+
+    space = {"x": [0.0, -2.0, 0.5, 12.0], "y": [1.0, 0.5]}
+    configs = [{"x": x} for x in XS]
+    with Client(dask_cluster) as client:
+        executor = client.get_executor()
+        grid = m.grid_search(helpers.bowl, space, 3, executor)
+        halving = m.successive_halving(helpers.bowl, configs, 1, 3, executor)
+        trials = m.grid_search(
+            m.train_trial, {"optimizer": ["adam", "lbfgs"], "lr": [0.01]}, 30, executor
+        )
+    local = {
+        "grid_search": m.grid_search(helpers.bowl, space, 3, pool),
+        "successive_halving": m.successive_halving(helpers.bowl, configs, 1, 3, pool),
+        "grid_search(train_trial)": m.grid_search(
+            m.train_trial, {"optimizer": ["adam", "lbfgs"], "lr": [0.01]}, 30, pool
+        ),
+    }
+    for (what, theirs), ours in zip(local.items(), (grid, halving, trials), strict=True):
+        got = [(t.config, t.budget, t.value, t.error) for t in ours.trials]
+        expected = [(t.config, t.budget, t.value, t.error) for t in theirs.trials]
+        same = len(got) == len(expected) and all(
+            g[:2] == e[:2] and _same_value(g[2], e[2]) and (g[3] is None) == (e[3] is None)
+            for g, e in zip(got, expected, strict=False)
+        )
+        assert same, (
+            f"{what} on a Dask cluster: trials (config, budget, value, error) {got[:3]}... differ from "
+            f"the process pool's {expected[:3]}..."
+        )
+    for i, (trial, x) in enumerate(zip(grid.trials[::2], space["x"], strict=True)):
+        check_trial(trial, {"x": x, "y": 1.0}, 3, f"grid_search on Dask (trial {2 * i})")
+    assert trials.trials[1].error is not None, (
+        "train_trial with 'lbfgs' on Dask: not recorded as failed"
+    )
+
+
+@points(1)
+@pytest.mark.slow
+def test_search_executor_reads_the_environment(dask_cluster, monkeypatch):
+    """search_executor(): the cluster at $MLAB_DASK_SCHEDULER when it is set, else local processes."""
+    from dask.distributed import Client
+
+    monkeypatch.setenv("MLAB_DASK_SCHEDULER", dask_cluster.scheduler_address)
+    with m.search_executor() as executor:
+        result = m.grid_search(helpers.process_id, {"x": [1, 2, 3, 4]}, 1, executor)
+    with Client(dask_cluster) as client:
+        workers = {float(pid) for pid in client.run(os.getpid).values()}
+    pids = {t.value for t in result.trials}
+    assert all(t.ok for t in result.trials) and pids <= workers, (
+        f"grid_search through search_executor() with MLAB_DASK_SCHEDULER set ran its trials in processes "
+        f"{pids}, errors {[t.error for t in result.trials if t.error]}; the Dask workers are {workers}"
+    )
+    monkeypatch.delenv("MLAB_DASK_SCHEDULER")
+    with m.search_executor(1) as executor:
+        assert isinstance(executor, ProcessPoolExecutor), (
+            f"search_executor() without MLAB_DASK_SCHEDULER gave {type(executor).__name__}, expected "
+            "default_executor()'s process pool"
+        )

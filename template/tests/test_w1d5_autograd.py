@@ -331,6 +331,25 @@ def test_relu_back():
     check_back("relu_back", torch.relu, [x], what="zeros in x get gradient 0")
 
 
+@points(2)
+@pytest.mark.parametrize("n,m_", [(3, 4), (5, 2)])
+def test_backward_by_hand(n, m_):
+    """L = sum(log(a * b) * c), b broadcast over rows and c over columns: against torch."""
+    r = rng(3)
+    a, b = r.uniform(0.5, 2.0, size=(n, m_)), r.uniform(0.5, 2.0, size=(m_,))
+    c = r.normal(size=(n, 1))
+    ta, tb, tc = (torch.tensor(v, requires_grad=True) for v in (a, b, c))
+    (torch.log(ta * tb) * tc).sum().backward()
+    got = m.backward_by_hand(a.copy(), b.copy(), c.copy())
+    call = f"backward_by_hand(a {a.shape}, b {b.shape}, c {c.shape})"
+    if not isinstance(got, tuple | list) or len(got) != 3:
+        pytest.fail(
+            f"{call} should return (dL/da, dL/db, dL/dc), got {type(got).__name__}", pytrace=False
+        )
+    for name, g, t in zip("abc", got, (ta, tb, tc), strict=True):
+        assert_close(as_torch(g), t.grad, what=f"{call}: dL/d{name}", atol=1e-9)
+
+
 # -- Tensor, no_grad and the recipes --------------------------------------------------------------
 
 
@@ -558,6 +577,18 @@ def test_backprop_leaf_semantics():
     s = m.Tensor(np.array(3.0), requires_grad=True)
     s.backward()
     assert s.grad is not None and s.grad.item() == 1.0, "a scalar leaf's backward() gives grad 1"
+    for value in ([0, 6], np.arange(3), np.array([True, False])):
+        with pytest.raises(RuntimeError):
+            torch.tensor(value, requires_grad=True)
+        try:
+            m.Tensor(value, requires_grad=True)
+        except RuntimeError:
+            continue
+        pytest.fail(
+            f"Tensor({value!r}, requires_grad=True) should raise RuntimeError, as torch does: only "
+            "floating-point tensors can require gradients",
+            pytrace=False,
+        )
 
 
 @points(1)
@@ -577,6 +608,20 @@ def test_backprop_errors():
     x = m.Tensor(np.ones(3), requires_grad=True)
     expect_runtime_error(lambda: (c * 2).sum().backward(), "backward() on what does not need grad")
     expect_runtime_error(lambda: (x * 2).backward(), "backward() on 3 elements without end_grad")
+    a = m.Tensor(np.ones(3), requires_grad=True)
+    for shape in [(1, 3), (3, 1), (2,), ()]:
+        ta = torch.ones(3, requires_grad=True)
+        minus_ta, minus_a = -ta, -a
+        with pytest.raises(RuntimeError):
+            (-minus_ta).backward(torch.ones(shape))
+        expect_runtime_error(
+            lambda shape=shape, minus_a=minus_a: (-minus_a).backward(np.ones(shape)),
+            f"(-(-a)).backward(end_grad of shape {shape}) for a of shape (3,)",
+        )
+        assert a.grad is None, (
+            f"after the failed backward with end_grad {shape}, a.grad should still be None, got "
+            f"shape {a.grad.shape}"
+        )
 
 
 @points(1)
@@ -742,6 +787,19 @@ def test_linear_init():
     assert abs(w.std() - bound / np.sqrt(3)) < 0.05 * bound, (
         f"weight std {w.std():.4f}: uniform in [-{bound:.4f}, {bound:.4f}] has {bound / 3**0.5:.4f}"
     )
+    b = m.Linear(50, 4000, rng=rng(1)).bias.array  # many biases, to see their distribution
+    assert b.dtype == np.float32, f"bias dtype {b.dtype}, expected float32"
+    assert np.abs(b).max() <= bound + 1e-7 and np.abs(b).max() > 0.95 * bound, (
+        f"Linear(50, 4000).bias ranges over [{b.min():.4f}, {b.max():.4f}]: expected uniform in "
+        f"[-{bound:.4f}, {bound:.4f}] (1 / sqrt(in_features), as the weights)"
+    )
+    assert (
+        abs(b.mean()) < 5 * bound / np.sqrt(3 * 4000)
+        and abs(b.std() - bound / 3**0.5) < 0.05 * bound
+    ), (
+        f"Linear(50, 4000).bias: mean {b.mean():.4f} and std {b.std():.4f}; uniform in "
+        f"[-{bound:.4f}, {bound:.4f}] has mean 0 and std {bound / 3**0.5:.4f}"
+    )
     params = list(layer.parameters())
     assert len(params) == 2 and params[0] is layer.weight and params[1] is layer.bias
     no_bias = m.Linear(4, 3, bias=False, rng=rng())
@@ -790,6 +848,27 @@ def test_mlp_matches_torch():
     (t_out * torch.from_numpy(w)).sum().backward()
     for p, tp in zip(model.parameters(), t.parameters(), strict=True):
         assert_close(as_torch(p.grad), tp.grad, what=f"MLP gradient of a parameter {p.shape}")
+
+
+@points(1)
+def test_mlp_init_uses_rng():
+    """MLP(..., rng) creates fc1, fc2, fc3 in that order from the one rng it is given: the same
+    values as three Linear layers drawn from an equally seeded rng, each with its own bound."""
+    model = m.MLP(64, 32, 10, rng=rng(4))
+    r = rng(4)
+    expected = [m.Linear(64, 32, rng=r), m.Linear(32, 32, rng=r), m.Linear(32, 10, rng=r)]
+    for name, layer in zip(("fc1", "fc2", "fc3"), expected, strict=True):
+        ours = getattr(model, name, None)
+        assert isinstance(ours, m.Linear), f"MLP should have a Linear attribute {name}"
+        for which in ("weight", "bias"):
+            assert_close(
+                as_torch(getattr(ours, which)),
+                as_torch(getattr(layer, which)),
+                what=f"MLP(64, 32, 10, rng=rng(4)).{name}.{which} at init against Linear layers "
+                "drawn in order from rng(4) (use the rng you are given, for every layer)",
+                atol=0,
+                rtol=0,
+            )
 
 
 # -- cross_entropy, SGD ----------------------------------------------------------------------------
