@@ -10,7 +10,6 @@ Run one exercise's tests with `pytest tests/test_w2d3_finetune.py -k collate_lm`
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 
