@@ -237,7 +237,6 @@ def test_bert_classifier_padding_mask():
 @points(1)
 def test_bert_classifier_dropout():
     model = m.BertClassifier(h.tiny_bert(seed=3), num_classes=2, dropout=0.5)
-    model.body.eval()
     ids, mask = h.padded_ids([6, 6])
     with torch.no_grad():
         model.train()
@@ -567,8 +566,8 @@ def test_perplexity(accelerator):
     expected = h.reference_perplexity(model, texts, 64)
     assert isinstance(got, float), f"perplexity returned {type(got).__name__}, expected a float"
     assert abs(got - expected) < 1e-3 * expected, (
-        f"perplexity of a tiny GPT-2 on 6 texts of 1..66 bytes in batches of 4: {got:.4f}, "
-        f"expected {expected:.4f} = exp(sum of token losses / number of predicted tokens) in eval "
+        f"perplexity of a tiny GPT-2 on 6 texts of 1..66 bytes in batches of 4: {got:.6g}, "
+        f"expected {expected:.6g} = exp(sum of token losses / number of predicted tokens) in eval "
         "mode (a mean of per-batch means weighs short batches wrongly)"
     )
 

@@ -22,7 +22,8 @@ def tokenizer():
 
 def tiny_bert(seed: int = 0, vocab_size: int = 30522):
     """A tiny random `transformers.BertModel` (d 32, 2 layers, 4 heads; MiniLM's vocabulary so
-    that MiniLM's tokenizer fits), eval mode, no pooler."""
+    that MiniLM's tokenizer fits), eval mode, no pooler, no dropout of its own (so any dropout
+    seen comes from the classifier's head)."""
     from transformers import BertConfig, BertModel
 
     config = BertConfig(
@@ -33,6 +34,8 @@ def tiny_bert(seed: int = 0, vocab_size: int = 30522):
         intermediate_size=64,
         max_position_embeddings=64,
         initializer_range=0.02,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
         attn_implementation="eager",
     )
     torch.manual_seed(seed)
@@ -167,7 +170,7 @@ def peaked_gpt2(seed: int, n_positions: int = 64, dropout: float | None = None):
     with torch.no_grad():
         gen = torch.Generator().manual_seed(seed)
         emb = model.transformer.wte.weight
-        emb.copy_(0.5 * torch.randn(emb.shape, generator=gen))
+        emb.copy_(0.2 * torch.randn(emb.shape, generator=gen))
     if dropout is not None:
         for module in model.modules():
             if isinstance(module, nn.Dropout):
