@@ -20,14 +20,6 @@ import w2d3_finetune_helpers as h
 from checks import assert_close, assert_equal
 from mlab import w2d3_finetune as m
 
-# Load transformers' modules while collecting (several seconds), not inside the first test.
-from transformers import (  # noqa: F401
-    AutoTokenizer,
-    BertModel,
-    GPT2LMHeadModel,
-    get_linear_schedule_with_warmup,
-)
-
 points = pytest.mark.points
 
 # The two trainings the day is graded on (documented in docs/w2d3_finetune.md).
@@ -330,6 +322,8 @@ def test_make_optimizer():
 
 @points(2)
 def test_linear_warmup_schedule():
+    from transformers import get_linear_schedule_with_warmup
+
     def lrs(make):
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
         sched = make(opt)
