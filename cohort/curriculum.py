@@ -28,7 +28,7 @@ DAYS: tuple[Day, ...] = (
     Day("w1d6_kernels", "GPU kernels in Numba CUDA and Triton", optional=True),
     Day("w2d1_bert", "BERT from scratch, with pretrained weights"),
     Day("w2d2_gpt2", "GPT-2, sampling and beam search"),
-    Day("w2d3_finetune", "Fine-tuning"),
+    Day("w2d3_finetune", "Fine-tuning", budget_s=120),
     Day("w2d4_gpt2_interp", "Interpretability on GPT-2"),
     Day("w2d5_data_parallel", "Data-parallel training", budget_s=120),
     Day("w3d1_pipeline_parallel", "Pipeline parallelism", budget_s=120),
