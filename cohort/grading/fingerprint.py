@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import stat
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import cohort
 from cohort.curriculum import DAYS, available_days
 
 SHARED = "*"  # what `day_of` says of a file that belongs to every day
+# a change here is a template update (new tests, another grader ref in the caller): every day
+EVERY_DAY_PREFIXES = ("tests/", ".github/workflows/")
 SKIPPED = {"__pycache__", ".pytest_cache"}
 
 
@@ -42,6 +45,30 @@ def changed_days(paths: Iterable[str], days: list[str]) -> list[str]:
     """The days of `days` that changed files at `paths` touch (a shared file touches all)."""
     touched = {day_of(p, set(days)) for p in paths}
     return list(days) if SHARED in touched else [d for d in days if d in touched]
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+
+
+def changed_between(repo: Path, before: str | None, after: str, days: list[str]) -> list[str]:
+    """The days to grade for a push from `before` to `after` in the clone `repo`: the days its
+    changed files touch; every day when `before` is unknown (a new branch, a manual run, a
+    shallow clone without it), when the push changes tests/ or the workflows (a template
+    update), or when it touches no day's file."""
+    if (
+        not before
+        or set(before) == {"0"}
+        or _git(repo, "cat-file", "-e", f"{before}^{{commit}}").returncode
+    ):
+        return list(days)
+    diff = _git(repo, "diff", "--name-only", "--no-renames", "-z", before, after)
+    if diff.returncode:
+        return list(days)
+    paths = [p for p in diff.stdout.split("\0") if p]
+    if any(p.startswith(EVERY_DAY_PREFIXES) for p in paths):
+        return list(days)
+    return changed_days(paths, days) or list(days)
 
 
 def _entry(path: Path) -> bytes:
