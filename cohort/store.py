@@ -335,6 +335,19 @@ def measured(db: sqlite3.Connection, pair: str, day: str, fingerprint: str) -> M
     return Measured._make(row) if row else None
 
 
+def _result_days(db: sqlite3.Connection, rid: int) -> dict[str, Measured]:
+    rows = db.execute(f"SELECT d.day, {_MEASURED} WHERE d.result_id = ?", (rid,))
+    return {day: Measured(*rest) for day, *rest in rows}
+
+
+def commit_days(db: sqlite3.Connection, pair: str, commit: str) -> dict[str, Measured]:
+    """Each stored day of the pair's commit (empty when it has no result)."""
+    row = db.execute(
+        "SELECT id FROM results WHERE pair = ? AND commit_sha = ?", (pair, commit)
+    ).fetchone()
+    return _result_days(db, row[0]) if row else {}
+
+
 def latest_days(
     db: sqlite3.Connection, pair: str, commit: str, before: str | None = None
 ) -> dict[str, Measured]:
@@ -346,10 +359,7 @@ def latest_days(
         " ORDER BY pushed_at DESC, id DESC LIMIT 1",
         (pair, commit, *([before] if before else [])),
     ).fetchone()
-    if row is None:
-        return {}
-    rows = db.execute(f"SELECT d.day, {_MEASURED} WHERE d.result_id = ?", (row[0],))
-    return {day: Measured(*rest) for day, *rest in rows}
+    return _result_days(db, row[0]) if row else {}
 
 
 def graded_days(db: sqlite3.Connection, pair: str) -> set[str]:
