@@ -4,8 +4,12 @@ stored as it finishes; re-grades after a template update or on demand; `cohort c
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -276,3 +280,42 @@ def test_changed_days_between_two_commits(tmp_path, organizer, capsys):
     three = commit("NOTES.md")
     commit("tests/test_w0_prep.py")  # a template update
     assert changed(three) == every
+
+
+@pytest.mark.slow
+def test_a_runner_killed_between_days_resumes_without_regrading_or_duplicating(tmp_path, cohort):
+    slow = "import time\ntime.sleep(6)\n" + RAY_SOLUTION
+    commit = push(
+        cohort,
+        "alpha",
+        {"mlab/w0_prep.py": SOLUTION, "mlab/w1d1_raytracing.py": slow},
+        tmp_path / "w",
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "cohort", "runner", "--dir", str(cohort.dir), "--once"]
+    first = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not rows(cohort, commit) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)  # mid-job: w0_prep stored, w1d1_raytracing running
+    first.wait()
+    assert rows(cohort, commit) == {"w0_prep": (3, commit, False)}
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    with sqlite3.connect(cohort.dir / store.DB_NAME) as db:
+        assert db.execute("SELECT state, attempts FROM jobs").fetchall() == [("done", 2)]
+        assert db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 1
+    assert rows(cohort, commit) == {
+        "w0_prep": (3, commit, False),
+        "w1d1_raytracing": (1, commit, False),
+    }
+    assert days_of(cohort, commit)["graded_days"] == ["w1d1_raytracing"]  # w0_prep was kept
+
+
+def test_the_dashboard_once_written_is_refreshed_as_days_are_stored(tmp_path, cohort):
+    grade(cohort)
+    assert main(["summary", "--dir", str(cohort.dir)]) == 0
+    commit = push(cohort, "alpha", {"mlab/w0_prep.py": SOLUTION}, tmp_path / "w")
+    grade(cohort)
+    csv = (cohort.dir / "site" / "scores.csv").read_text()
+    assert f"alpha,w0_prep,3.0,3.0,3,3,{commit}" in csv, csv

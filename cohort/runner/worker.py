@@ -14,6 +14,7 @@ its job back, and one that is killed leaves it to be taken again when the lease 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 import signal
@@ -25,8 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from cohort import report, store
 from cohort import roster as roster_file
-from cohort import store
 from cohort.curriculum import available_days
 from cohort.forge import connect as connect_forge
 from cohort.forge import template as template_snapshot
@@ -36,6 +37,7 @@ from cohort.grading.static import scan_pair_code
 from cohort.runner import queue, review
 
 SCRATCH_DIR = "scratch"
+SITE_LOCK = ".site.lock"
 POLL_S = 0.5
 EXPECTED = (sandbox.GradeError, store.StoreError, ForgeError)  # reported in one line, no traceback
 
@@ -148,6 +150,19 @@ class Worker:
         results.write(doc, tmp)
         os.replace(tmp, self.dir / rel)
         store.store_days(self.db, doc, rel, days)
+        self.refresh_site()
+
+    def refresh_site(self) -> None:
+        """Rewrite the dashboard, once `cohort summary` has written one, so the pair's pages
+        show the day now (one worker at a time; a failure costs the job nothing)."""
+        if not (self.dir / report.SITE_DIR / "index.html").exists():
+            return
+        try:
+            with (self.dir / SITE_LOCK).open("w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                report.write_site(self.roster)
+        except Exception as e:  # the grade is stored; the next summary writes the site
+            self.say(f"could not refresh the dashboard: {(str(e).splitlines() or [repr(e)])[0]}")
 
     def plan(
         self, job: queue.Job, days: list[str], files: dict[str, str], prints: dict[str, str]
