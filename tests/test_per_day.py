@@ -318,4 +318,4 @@ def test_the_dashboard_once_written_is_refreshed_as_days_are_stored(tmp_path, co
     commit = push(cohort, "alpha", {"mlab/w0_prep.py": SOLUTION}, tmp_path / "w")
     grade(cohort)
     csv = (cohort.dir / "site" / "scores.csv").read_text()
-    assert f"alpha,w0_prep,3.0,3.0,3,3,{commit}" in csv, csv
+    assert f"alpha,w0_prep,3.0,3.0,2,2,{commit}" in csv, csv
