@@ -319,3 +319,31 @@ def test_the_dashboard_once_written_is_refreshed_as_days_are_stored(tmp_path, co
     grade(cohort)
     csv = (cohort.dir / "site" / "scores.csv").read_text()
     assert f"alpha,w0_prep,3.0,3.0,2,2,{commit}" in csv, csv
+
+
+def test_fingerprints_follow_a_days_files_the_shared_files_and_the_tests(tmp_path, organizer):
+    repo, tests = tmp_path / "pair", tmp_path / "tests"
+    shutil.copytree(organizer / "template", repo)
+    shutil.copytree(organizer / "template" / "tests", tests)
+    known = fingerprint.known_days(tests)
+
+    def prints() -> dict[str, str]:
+        files = fingerprint.file_digests(repo, list(DAYS), known)
+        return {d: fingerprint.fingerprint(files[d], fingerprint.tests_digest(tests)) for d in DAYS}
+
+    start = prints()
+    (repo / "tests" / "test_w0_prep.py").write_text("# the pair's copy counts for nothing\n")
+    (repo / "NOTES.md").write_text("notes\n")
+    assert prints() == start
+    (repo / "mlab" / "w0_prep.py").write_text(SOLUTION)
+    w0 = prints()
+    assert w0["w0_prep"] != start["w0_prep"] and w0["w1d1_raytracing"] == start["w1d1_raytracing"]
+    (repo / "mlab" / "w1d1_raytracing_assets").mkdir()
+    (repo / "mlab" / "w1d1_raytracing_assets" / "x.txt").symlink_to("/etc/passwd")  # not followed
+    ray = prints()
+    assert ray["w0_prep"] == w0["w0_prep"] and ray["w1d1_raytracing"] != w0["w1d1_raytracing"]
+    (repo / "mlab" / "__init__.py").write_text("# shared\n")
+    shared = prints()
+    assert all(shared[d] != ray[d] for d in DAYS)
+    (tests / "conftest.py").write_text("# a helper of the trusted tests\n")
+    assert all(prints()[d] != shared[d] for d in DAYS)

@@ -75,7 +75,10 @@ def _entry(path: Path) -> bytes:
     mode = path.lstat().st_mode
     if stat.S_ISLNK(mode):
         return b"link:" + str(path.readlink()).encode()
-    return hashlib.sha256(path.read_bytes()).digest() if stat.S_ISREG(mode) else b"special"
+    if not stat.S_ISREG(mode):
+        return b"special"
+    with path.open("rb") as f:  # streamed: a pair's huge file is never held in memory
+        return hashlib.file_digest(f, "sha256").digest()
 
 
 def _files(root: Path) -> dict[str, bytes]:
