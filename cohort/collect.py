@@ -178,8 +178,9 @@ def merge(cpu: dict, gpu: dict | None) -> dict:
 
 
 def carry_over(db, cohort_dir: Path, doc: dict, days: list[str]) -> dict:
-    """The document with the `days` its run did not grade carried over from the pair's earlier
-    stored result (of the push's `before` commit when stored, else the latest before it)."""
+    """The document with the `days` its run did not grade carried over from the pair's latest
+    stored result with the day's fingerprint (as the run computed it), else from the stored
+    result of the push's `before` commit, else from the latest one before it."""
     extra = doc["extra_data"]
     pair, commit = extra["pair"], extra["commit"]
     for totals in extra["days"].values():
@@ -190,8 +191,10 @@ def carry_over(db, cohort_dir: Path, doc: dict, days: list[str]) -> dict:
         or store.latest_days(db, pair, commit, before=extra["pushed_at"])
     )
     parts = []
+    prints = extra.get("fingerprints") or {}
     for day in missing:
-        if (found := source.get(day)) is None:
+        same = isinstance(prints.get(day), str) and store.measured(db, pair, day, prints[day])
+        if (found := same or source.get(day)) is None:
             continue  # never graded: the dashboard keeps the day's earlier pushes
         try:
             part = results.day_part(results.load(cohort_dir / found.path), day)

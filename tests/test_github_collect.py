@@ -292,17 +292,21 @@ def test_days_a_run_did_not_grade_are_carried_over_from_the_push_before(cohort, 
     first = tip(fake, "alpha")
     items = [*ITEMS[:2], Item(RAY, "w1d1_raytracing", 5)]
 
-    def docs(commit: str, graded_items: list[Item], **meta):
+    def docs(commit: str, graded_items: list[Item], ray: str | None = None, ok=True, **meta):
         def make(rid: int) -> dict:
             extra = {**graded("alpha", commit, rid)["extra_data"], **meta}
             for key in ("days", "benchmarks", "benchmark_geomean_speedup"):
                 extra.pop(key)
-            passed = {i.nodeid: Outcome(i.nodeid, "passed") for i in graded_items}
-            return {"results-cpu": results.build(graded_items, passed, [], extra)}
+            status = "passed" if ok else "failed"
+            outcomes = {i.nodeid: Outcome(i.nodeid, status) for i in graded_items}
+            doc = results.build(graded_items, outcomes, [], extra)
+            if ray:  # the fingerprint `cohort grade` computed for the day
+                doc["extra_data"]["days"]["w1d1_raytracing"]["fingerprint"] = ray
+            return {"results-cpu": doc}
 
         return make
 
-    run_with(fake, "alpha", docs(first, items))
+    run_with(fake, "alpha", docs(first, items, ray="ray-A"))
     work = cohort.dir.parent / "work"
     git("clone", "-q", f"file://{fake.git_root}/cohort-org/alpha.git", str(work), cwd=cohort.dir)
     (work / "mlab" / "w0_prep.py").write_text("# changed\n")
@@ -310,6 +314,13 @@ def test_days_a_run_did_not_grade_are_carried_over_from_the_push_before(cohort, 
     git("push", "-q", "origin", "HEAD:main", cwd=work)
     second = tip(fake, "alpha")
     run_with(fake, "alpha", docs(second, ITEMS[:2], before=first), commit=second)
+
+    def pushed(message: str) -> str:
+        (work / "mlab" / "w0_prep.py").write_text(f"# {message}\n")
+        git("commit", "-qam", message, cwd=work)
+        git("push", "-q", "origin", "HEAD:main", cwd=work)
+        return tip(fake, "alpha")
+
     assert collected(roster.load(cohort.dir)).stored == [f"alpha {first}", f"alpha {second}"]
     doc = results.load(cohort.dir / store.results_path("alpha", second))
     assert doc["score"] == 8 and RAY in {t["name"] for t in doc["tests"]}
@@ -326,3 +337,16 @@ def test_days_a_run_did_not_grade_are_carried_over_from_the_push_before(cohort, 
         (second, "w0_prep"): (second, False),
         (second, "w1d1_raytracing"): (first, True),
     }
+
+    # the pair breaks w1d1 (a new fingerprint), then restores it: carried from where it was the same
+    third = pushed("break w1d1")
+    ray_only = [Item(RAY, "w1d1_raytracing", 5)]
+    run_with(
+        fake, "alpha", docs(third, ray_only, ray="ray-B", ok=False, before=second), commit=third
+    )
+    fourth = pushed("restore w1d1")
+    restored = docs(fourth, ITEMS[:2], before=third, fingerprints={"w1d1_raytracing": "ray-A"})
+    run_with(fake, "alpha", restored, commit=fourth)
+    assert collected(roster.load(cohort.dir)).stored == [f"alpha {third}", f"alpha {fourth}"]
+    days = results.load(cohort.dir / store.results_path("alpha", fourth))["extra_data"]["days"]
+    assert (days["w1d1_raytracing"]["score"], days["w1d1_raytracing"]["commit"]) == (5, first)

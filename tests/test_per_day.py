@@ -347,3 +347,16 @@ def test_fingerprints_follow_a_days_files_the_shared_files_and_the_tests(tmp_pat
     assert all(shared[d] != ray[d] for d in DAYS)
     (tests / "conftest.py").write_text("# a helper of the trusted tests\n")
     assert all(prints()[d] != shared[d] for d in DAYS)
+
+
+def test_cohort_grade_records_every_days_fingerprint(tmp_path, organizer, capsys):
+    repo, tests = tmp_path / "pair", organizer / "template" / "tests"
+    shutil.copytree(organizer / "template", repo)
+    out = tmp_path / "results.json"
+    argv = ["grade", str(repo), "--tests", str(tests), "--day", "w0_prep", "--out", str(out), "-q"]
+    assert main(argv) == 0
+    extra = json.loads(out.read_text())["extra_data"]
+    both = fingerprint.day_fingerprints(repo, tests, list(DAYS))
+    assert extra["fingerprints"] == {d: fp for d, (_, fp) in both.items()}
+    assert extra["days"]["w0_prep"]["fingerprint"] == both["w0_prep"][1]
+    assert list(extra["days"]) == ["w0_prep"]  # the other day's fingerprint is for carrying over

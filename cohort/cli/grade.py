@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from cohort.grading import isolation, report, results, sandbox
+from cohort.curriculum import available_days
+from cohort.grading import fingerprint, isolation, report, results, sandbox
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,6 +93,12 @@ def run(args: argparse.Namespace) -> int:
             for d in days
         ]
     )
+    tests = args.tests or args.repo / "tests"
+    days_of = fingerprint.day_fingerprints(args.repo, tests, available_days(tests))
+    for day, totals in res["extra_data"]["days"].items():
+        if day in days_of:
+            totals.update(files=days_of[day][0], fingerprint=days_of[day][1])
+    res["extra_data"]["fingerprints"] = {d: fp for d, (_, fp) in days_of.items()}
     results.write(res, args.out)
     if args.summary:
         args.summary.write_text(report.markdown_summary(res))

@@ -125,3 +125,12 @@ def tests_digest(tests: Path) -> str:
 def fingerprint(files: str, tests: str) -> str:
     """A day's fingerprint from its file digest and the tests' digest."""
     return hashlib.sha256(f"{files}\n{tests}".encode()).hexdigest()
+
+
+def day_fingerprints(
+    checkout: Path, tests: Path, days: list[str], tests_id: str | None = None
+) -> dict[str, tuple[str, str]]:
+    """Per day of `days`: (digest of its files and the shared ones, fingerprint)."""
+    files = file_digests(checkout, days, known_days(tests))
+    tests_id = tests_id or tests_digest(tests)
+    return {day: (files[day], fingerprint(files[day], tests_id)) for day in days}

@@ -203,8 +203,8 @@ class Worker:
             days = [d.name for d in self.roster.days if d.name in graded]
             if not days:
                 raise sandbox.GradeError("no day of cohort.toml has graders in the template")
-            files = fingerprint.file_digests(repo, days, fingerprint.known_days(template.tests))
-            prints = {d: fingerprint.fingerprint(files[d], tests_id) for d in days}
+            both = fingerprint.day_fingerprints(repo, template.tests, days, tests_id)
+            files, prints = ({d: v[i] for d, v in both.items()} for i in (0, 1))
             todo, carried = self.plan(job, days, files, prints)
             facts = {
                 "pair": job.pair,
