@@ -124,6 +124,7 @@ def test_jobs_grade_the_days_the_push_changed(job):
     assert days["env"]["BEFORE"] == "${{ github.event.before }}"
     assert "cohort changed-days pair --tests grader/template/tests" in days["run"]
     assert '[ "$EVENT" = push ]' in days["run"]  # pull requests and manual runs: every day
+    assert '|| DAYS=""' in days["run"]  # if it fails, every day is graded rather than none
     grade = [s for s in steps if s.get("run", "").startswith("cohort grade")][0]
     assert grade["env"]["DAYS"] == "${{ steps.days.outputs.days }}"
     assert '--day "$DAYS"' in grade["run"] and '--meta "before=$BEFORE"' in grade["run"]
