@@ -15,7 +15,10 @@ Anything else is reported as rejected, with the reason, and not stored. Runs tha
 results (cancelled, failed before grading, artifacts expired) are listed apart.
 
 A run's `results-cpu` and (when the gpu job ran) `results-gpu` are merged into one document per
-commit: a test graded on the GPU replaces the CPU job's skip.
+commit: a test graded on the GPU replaces the CPU job's skip. A run grades the days its push
+changed (`cohort changed-days`); the other days of the roster are carried over from the pair's
+stored result of the push's `before` commit (else its latest earlier one), marked as such, so
+runs are stored oldest first.
 """
 
 from __future__ import annotations
@@ -174,6 +177,34 @@ def merge(cpu: dict, gpu: dict | None) -> dict:
     }
 
 
+def carry_over(db, cohort_dir: Path, doc: dict, days: list[str]) -> dict:
+    """The document with the `days` its run did not grade carried over from the pair's latest
+    stored result with the day's fingerprint (as the run computed it), else from the stored
+    result of the push's `before` commit, else from the latest one before it."""
+    extra = doc["extra_data"]
+    pair, commit = extra["pair"], extra["commit"]
+    for totals in extra["days"].values():
+        totals.update(commit=commit, carried_over=False)
+    missing = [d for d in days if d not in extra["days"]]
+    source = missing and (
+        store.commit_days(db, pair, extra.get("before") or "")
+        or store.latest_days(db, pair, commit, before=extra["pushed_at"])
+    )
+    parts = []
+    prints = extra.get("fingerprints") or {}
+    for day in missing:
+        same = isinstance(prints.get(day), str) and store.measured(db, pair, day, prints[day])
+        if (found := same or source.get(day)) is None:
+            continue  # never graded: the dashboard keeps the day's earlier pushes
+        try:
+            part = results.day_part(results.load(cohort_dir / found.path), day)
+        except ValueError:
+            continue
+        part["extra_data"]["days"][day].update(commit=found.commit, carried_over=True)
+        parts.append(part)
+    return results.merge([doc, *parts]) if parts else doc
+
+
 def _stamp(iso: str) -> str:
     """GitHub's `2026-01-05T10:00:00Z` in the store's format."""
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -255,12 +286,12 @@ class Collector:
             status="completed",
             per_page=runs,
         )
-        seen = set()
+        newest = {}  # commit -> its newest run
         for run in listing.get("workflow_runs", []):
             commit = run.get("head_sha", "")
-            if commit in seen or not SHA.match(commit):
-                continue
-            seen.add(commit)
+            if SHA.match(commit):
+                newest.setdefault(commit, run)
+        for commit, run in reversed(newest.items()):  # oldest first: carry-overs find their source
             rel = store.results_path(pair, commit)
             path = self.roster.dir / rel
             if path.exists():  # stored before; make sure the database has it too
@@ -280,6 +311,7 @@ class Collector:
             except NoResults as e:
                 done.incomplete.append(f"{pair} run {run.get('id')} ({commit[:10]}): {e}")
                 continue
+            doc = carry_over(db, self.roster.dir, doc, [d.name for d in self.roster.days])
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(doc, indent=2) + "\n")

@@ -84,6 +84,27 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ) WITHOUT ROWID;
     """,
     ),
+    (
+        "0002_per_day_results",
+        """
+        -- a day's row: the commit its tests ran on (NULL: the result's own), whether it was
+        -- carried over from that commit, and its fingerprint (pair files + trusted tests)
+        ALTER TABLE day_scores ADD COLUMN measured_commit TEXT;
+        ALTER TABLE day_scores ADD COLUMN carried_over INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE day_scores ADD COLUMN fingerprint TEXT;
+        ALTER TABLE day_scores ADD COLUMN files TEXT;
+        CREATE INDEX day_scores_by_fingerprint ON day_scores (pair, day, fingerprint);
+        -- claimed highest priority first (pushes 1, re-grades 0), then oldest first
+        ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+        -- days graded even when their fingerprint is stored: NULL none, '*' all, else a list
+        ALTER TABLE jobs ADD COLUMN force_days TEXT;
+        -- a re-grade asked for while the job ran: it is queued again when it finishes
+        ALTER TABLE jobs ADD COLUMN again INTEGER NOT NULL DEFAULT 0;
+        DROP INDEX jobs_by_state;
+        CREATE INDEX jobs_by_state ON jobs (state, priority, id);
+        CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)
+    """,
+    ),
 )
 
 
@@ -160,6 +181,10 @@ def record_push(
             "INSERT OR IGNORE INTO jobs (pair, commit_sha, ref, pushed_at) VALUES (?, ?, ?, ?)",
             (pair, new, ref, pushed_at),
         )
+        db.execute(  # a queued re-grade of this commit is now a push: taken as early as one
+            "UPDATE jobs SET priority = 1 WHERE pair = ? AND commit_sha = ? AND state = 'queued'",
+            (pair, new),
+        )
         return db.execute(
             "SELECT id FROM jobs WHERE pair = ? AND commit_sha = ?", (pair, new)
         ).fetchone()[0]
@@ -178,12 +203,58 @@ def _failure_kind(output: str) -> str:
     return "todo" if "NotImplementedError" in output else "fail"
 
 
-def _insert_result(db: sqlite3.Connection, doc: dict, path: Path) -> bool:
+def _put_day(
+    db: sqlite3.Connection,
+    rid: int,
+    pair: str,
+    day: str,
+    pushed_at: str,
+    totals: dict,
+    tests: list[dict],
+) -> None:
+    """Write (or replace) one day's row of result `rid` and its failing tests."""
+    db.execute(
+        "INSERT OR REPLACE INTO day_scores (result_id, pair, day, pushed_at, score, max_score,"
+        " passed, total, measured_commit, carried_over, fingerprint, files)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            rid,
+            pair,
+            day,
+            pushed_at,
+            totals["score"],
+            totals["max_score"],
+            totals["passed"],
+            totals["total"],
+            totals.get("commit"),
+            int(bool(totals.get("carried_over"))),
+            totals.get("fingerprint"),
+            totals.get("files"),
+        ),
+    )
+    db.execute("DELETE FROM failures WHERE result_id = ? AND day = ?", (rid, day))
+    db.executemany(
+        "INSERT OR IGNORE INTO failures VALUES (?, ?, ?, ?)",
+        [
+            (rid, day, t["name"], _failure_kind(t.get("output", "")))
+            for t in tests
+            if t["status"] == "failed" and (t.get("tags") or [""])[0] == day
+        ],
+    )
+
+
+def _facts(doc: dict, path: Path) -> tuple[str, str, str]:
     extra = doc.get("extra_data", {})
     pair, commit = extra.get("pair"), extra.get("commit")
     if not pair or not commit:
         raise StoreError(f"{path}: results.json lacks extra_data.pair or extra_data.commit")
-    pushed_at = extra.get("pushed_at") or extra.get("graded_at") or now_iso()
+    return pair, commit, extra.get("pushed_at") or extra.get("graded_at") or now_iso()
+
+
+def _open_result(db: sqlite3.Connection, doc: dict, path: Path) -> tuple[int, bool]:
+    """The results row of the document's commit, made now if needed -> (id, made now)."""
+    pair, commit, pushed_at = _facts(doc, path)
+    extra = doc["extra_data"]
     cur = db.execute(
         "INSERT OR IGNORE INTO results (pair, commit_sha, ref, committed_at, pushed_at, graded_at,"
         " score, max_score, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -199,30 +270,101 @@ def _insert_result(db: sqlite3.Connection, doc: dict, path: Path) -> bool:
             path.as_posix(),
         ),
     )
-    if cur.rowcount == 0:
+    if cur.rowcount:
+        return cur.lastrowid, True
+    row = db.execute(
+        "SELECT id FROM results WHERE pair = ? AND commit_sha = ?", (pair, commit)
+    ).fetchone()
+    return row[0], False
+
+
+def _insert_result(db: sqlite3.Connection, doc: dict, path: Path) -> bool:
+    rid, new = _open_result(db, doc, path)
+    if not new:
         return False
-    rid = cur.lastrowid
-    db.executemany(
-        "INSERT INTO day_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (rid, pair, day, pushed_at, v["score"], v["max_score"], v["passed"], v["total"])
-            for day, v in extra.get("days", {}).items()
-        ],
-    )
-    db.executemany(
-        "INSERT OR IGNORE INTO failures VALUES (?, ?, ?, ?)",
-        [
-            (
-                rid,
-                t["tags"][0] if t.get("tags") else "",
-                t["name"],
-                _failure_kind(t.get("output", "")),
-            )
-            for t in doc["tests"]
-            if t["status"] == "failed"
-        ],
-    )
+    pair, _, pushed_at = _facts(doc, path)
+    for day, totals in doc["extra_data"].get("days", {}).items():
+        _put_day(db, rid, pair, day, pushed_at, totals, doc["tests"])
     return True
+
+
+def store_days(db: sqlite3.Connection, doc: dict, path: Path, days: list[str]) -> int:
+    """Store `days` of a results document (already written to `path`), replacing the rows those
+    days had for its commit (a re-grade), and update the commit's totals; -> the result id."""
+    with transaction(db):
+        rid, _ = _open_result(db, doc, path)
+        pair, _, pushed_at = _facts(doc, path)
+        for day in days:
+            _put_day(db, rid, pair, day, pushed_at, doc["extra_data"]["days"][day], doc["tests"])
+        db.execute(
+            "UPDATE results SET score = (SELECT COALESCE(SUM(score), 0) FROM day_scores"
+            " WHERE result_id = ?1), max_score = (SELECT COALESCE(SUM(max_score), 0)"
+            " FROM day_scores WHERE result_id = ?1), graded_at = ?2, path = ?3 WHERE id = ?1",
+            (rid, doc["extra_data"].get("graded_at"), path.as_posix()),
+        )
+    return rid
+
+
+class Measured(NamedTuple):
+    """A stored day: where its grade was measured, to carry it over to a commit with the same
+    fingerprint (or the previous commit's, in GitHub mode)."""
+
+    commit: str  # the commit its tests ran on
+    path: str  # results.json of the commit holding the row
+    score: float
+    max_score: float
+    passed: int
+    total: int
+    fingerprint: str | None
+    files: str | None
+
+
+_MEASURED = (
+    "COALESCE(d.measured_commit, r.commit_sha), r.path, d.score, d.max_score, d.passed, d.total,"
+    " d.fingerprint, d.files FROM day_scores d JOIN results r ON r.id = d.result_id"
+)
+
+
+def measured(db: sqlite3.Connection, pair: str, day: str, fingerprint: str) -> Measured | None:
+    """The pair's latest stored row of `day` with this fingerprint."""
+    row = db.execute(
+        f"SELECT {_MEASURED} WHERE d.pair = ? AND d.day = ? AND d.fingerprint = ?"
+        " ORDER BY d.pushed_at DESC, d.result_id DESC LIMIT 1",
+        (pair, day, fingerprint),
+    ).fetchone()
+    return Measured._make(row) if row else None
+
+
+def _result_days(db: sqlite3.Connection, rid: int) -> dict[str, Measured]:
+    rows = db.execute(f"SELECT d.day, {_MEASURED} WHERE d.result_id = ?", (rid,))
+    return {day: Measured(*rest) for day, *rest in rows}
+
+
+def commit_days(db: sqlite3.Connection, pair: str, commit: str) -> dict[str, Measured]:
+    """Each stored day of the pair's commit (empty when it has no result)."""
+    row = db.execute(
+        "SELECT id FROM results WHERE pair = ? AND commit_sha = ?", (pair, commit)
+    ).fetchone()
+    return _result_days(db, row[0]) if row else {}
+
+
+def latest_days(
+    db: sqlite3.Connection, pair: str, commit: str, before: str | None = None
+) -> dict[str, Measured]:
+    """Each day of the pair's latest stored result other than `commit` (pushed before `before`,
+    when given): what the previous graded push measured or carried."""
+    earlier = " AND pushed_at < ?" if before else ""
+    row = db.execute(
+        f"SELECT id FROM results WHERE pair = ? AND commit_sha != ?{earlier}"
+        " ORDER BY pushed_at DESC, id DESC LIMIT 1",
+        (pair, commit, *([before] if before else [])),
+    ).fetchone()
+    return _result_days(db, row[0]) if row else {}
+
+
+def graded_days(db: sqlite3.Connection, pair: str) -> set[str]:
+    """Days the pair has any stored grade for."""
+    return {r[0] for r in db.execute("SELECT DISTINCT day FROM day_scores WHERE pair = ?", (pair,))}
 
 
 def add_result(db: sqlite3.Connection, doc: dict, path: Path) -> bool:
@@ -309,16 +451,19 @@ class DayScore(NamedTuple):
     graded_at: str | None
     path: str  # the results.json, relative to the cohort directory
     result_id: int
+    measured_commit: str  # the commit the day's tests ran on (another one when carried over)
+    carried_over: bool
 
 
 def day_scores(db: sqlite3.Connection) -> list[DayScore]:
     """Every graded day of every push, by pair, day and push time."""
     rows = db.execute(
         "SELECT d.pair, d.day, d.score, d.max_score, d.passed, d.total, r.commit_sha, r.ref,"
-        " r.committed_at, d.pushed_at, r.graded_at, r.path, d.result_id"
+        " r.committed_at, d.pushed_at, r.graded_at, r.path, d.result_id,"
+        " COALESCE(d.measured_commit, r.commit_sha), d.carried_over"
         " FROM day_scores d JOIN results r ON r.id = d.result_id ORDER BY d.pair, d.day, d.pushed_at"
     )
-    return list(map(DayScore._make, rows))
+    return [DayScore(*row[:-1], carried_over=bool(row[-1])) for row in rows]
 
 
 def failures(db: sqlite3.Connection, result_ids: list[int], day: str) -> dict[int, dict[str, str]]:

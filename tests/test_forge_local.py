@@ -90,8 +90,10 @@ def tiny_organizer(root: Path) -> Path:
     return root
 
 
-def write_roster(cohort_dir: Path, organizer: Path, pairs: list[str], **grading) -> roster.Roster:
-    """A roster for `pairs` on day w0_prep, with `grading` settings (e.g. test_timeout=5)."""
+def write_roster(
+    cohort_dir: Path, organizer: Path, pairs: list[str], days=("w0_prep",), **grading
+) -> roster.Roster:
+    """A roster for `pairs` on `days`, with `grading` settings (e.g. test_timeout=5)."""
     cohort_dir.mkdir(parents=True, exist_ok=True)
     text = "\n".join(
         [
@@ -100,16 +102,19 @@ def write_roster(cohort_dir: Path, organizer: Path, pairs: list[str], **grading)
             "[grading]",
             *(f"{key} = {value}" for key, value in grading.items()),
             *(f'[[pairs]]\nname = "{p}"\nmembers = ["{p}-a", "{p}-b"]' for p in pairs),
-            "[days]\nw0_prep = { release = 2026-01-05, deadline = 2026-01-06T18:00:00 }",
+            "[days]",
+            *(f"{d} = {{ release = 2026-01-05, deadline = 2026-01-06T18:00:00 }}" for d in days),
         ]
     )
     (cohort_dir / roster.FILENAME).write_text(text + "\n")
     return roster.load(cohort_dir)
 
 
-def new_cohort(tmp: Path, organizer: Path, pairs: list[str], **grading) -> roster.Roster:
+def new_cohort(
+    tmp: Path, organizer: Path, pairs: list[str], days=("w0_prep",), **grading
+) -> roster.Roster:
     """A generated cohort in `tmp/cohort`."""
-    cohort = write_roster(tmp / "cohort", organizer, pairs, **grading)
+    cohort = write_roster(tmp / "cohort", organizer, pairs, days, **grading)
     forge.generate(cohort, progress=lambda _: None)
     return cohort
 

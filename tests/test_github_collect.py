@@ -147,6 +147,8 @@ def test_cpu_and_gpu_artifacts_merge_into_one_result(cohort, fake):
         "max_score": 7.0,
         "passed": 3,
         "total": 3,
+        "commit": commit,  # measured on this commit, not carried over
+        "carried_over": False,
     }
     assert doc["extra_data"]["benchmarks"][0]["speedup"] == 2.0
     assert doc["leaderboard"] == [{"name": "matmul 64x64 speedup", "value": 2.0, "order": "desc"}]
@@ -278,3 +280,73 @@ def test_totals_rejects_inconsistent_tests():
     with pytest.raises(collect.Rejected, match="skipped test"):
         collect.totals(bad["tests"])
     assert json.dumps(doc)
+
+
+RAY = "tests/test_w1d1_raytracing.py::test_ray"
+
+
+def test_days_a_run_did_not_grade_are_carried_over_from_the_push_before(cohort, fake):
+    text = (cohort.dir / "cohort.toml").read_text()
+    day = "w1d1_raytracing = { release = 2026-01-05, deadline = 2026-01-06T18:00:00 }\n"
+    (cohort.dir / "cohort.toml").write_text(text + day)
+    first = tip(fake, "alpha")
+    items = [*ITEMS[:2], Item(RAY, "w1d1_raytracing", 5)]
+
+    def docs(commit: str, graded_items: list[Item], ray: str | None = None, ok=True, **meta):
+        def make(rid: int) -> dict:
+            extra = {**graded("alpha", commit, rid)["extra_data"], **meta}
+            for key in ("days", "benchmarks", "benchmark_geomean_speedup"):
+                extra.pop(key)
+            status = "passed" if ok else "failed"
+            outcomes = {i.nodeid: Outcome(i.nodeid, status) for i in graded_items}
+            doc = results.build(graded_items, outcomes, [], extra)
+            if ray:  # the fingerprint `cohort grade` computed for the day
+                doc["extra_data"]["days"]["w1d1_raytracing"]["fingerprint"] = ray
+            return {"results-cpu": doc}
+
+        return make
+
+    run_with(fake, "alpha", docs(first, items, ray="ray-A"))
+    work = cohort.dir.parent / "work"
+    git("clone", "-q", f"file://{fake.git_root}/cohort-org/alpha.git", str(work), cwd=cohort.dir)
+    (work / "mlab" / "w0_prep.py").write_text("# changed\n")
+    git("commit", "-qam", "w0_prep only", cwd=work)
+    git("push", "-q", "origin", "HEAD:main", cwd=work)
+    second = tip(fake, "alpha")
+    run_with(fake, "alpha", docs(second, ITEMS[:2], before=first), commit=second)
+
+    def pushed(message: str) -> str:
+        (work / "mlab" / "w0_prep.py").write_text(f"# {message}\n")
+        git("commit", "-qam", message, cwd=work)
+        git("push", "-q", "origin", "HEAD:main", cwd=work)
+        return tip(fake, "alpha")
+
+    assert collected(roster.load(cohort.dir)).stored == [f"alpha {first}", f"alpha {second}"]
+    doc = results.load(cohort.dir / store.results_path("alpha", second))
+    assert doc["score"] == 8 and RAY in {t["name"] for t in doc["tests"]}
+    ray = doc["extra_data"]["days"]["w1d1_raytracing"]
+    assert (ray["score"], ray["commit"], ray["carried_over"]) == (5, first, True)
+    assert doc["extra_data"]["days"]["w0_prep"]["carried_over"] is False
+    rows = {
+        (r.commit, r.day): (r.measured_commit, r.carried_over)
+        for r in store.day_scores(store.connect(cohort.dir))
+    }
+    assert rows == {
+        (first, "w0_prep"): (first, False),
+        (first, "w1d1_raytracing"): (first, False),
+        (second, "w0_prep"): (second, False),
+        (second, "w1d1_raytracing"): (first, True),
+    }
+
+    # the pair breaks w1d1 (a new fingerprint), then restores it: carried from where it was the same
+    third = pushed("break w1d1")
+    ray_only = [Item(RAY, "w1d1_raytracing", 5)]
+    run_with(
+        fake, "alpha", docs(third, ray_only, ray="ray-B", ok=False, before=second), commit=third
+    )
+    fourth = pushed("restore w1d1")
+    restored = docs(fourth, ITEMS[:2], before=third, fingerprints={"w1d1_raytracing": "ray-A"})
+    run_with(fake, "alpha", restored, commit=fourth)
+    assert collected(roster.load(cohort.dir)).stored == [f"alpha {third}", f"alpha {fourth}"]
+    days = results.load(cohort.dir / store.results_path("alpha", fourth))["extra_data"]["days"]
+    assert (days["w1d1_raytracing"]["score"], days["w1d1_raytracing"]["commit"]) == (5, first)

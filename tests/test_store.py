@@ -133,3 +133,45 @@ def test_the_database_is_plain_sqlite_with_wal(tmp_path):
     store.connect(tmp_path).close()
     with sqlite3.connect(tmp_path / store.DB_NAME) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_store_from_before_per_day_rows_is_migrated_with_its_results(tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(store, "MIGRATIONS", store.MIGRATIONS[:1])
+        db = store.connect(tmp_path)
+        db.execute(
+            "INSERT INTO jobs (pair, commit_sha, ref, pushed_at) VALUES ('alpha', 'c1', 'm', 't')"
+        )
+        db.execute(  # rows as the code before per-day rows wrote them
+            "INSERT INTO results (pair, commit_sha, pushed_at, score, max_score, path)"
+            " VALUES ('alpha', 'c1', 't', 2, 3, 'results/alpha/c1.json')"
+        )
+        db.execute("INSERT INTO day_scores VALUES (1, 'alpha', 'w0_prep', 't', 2, 3, 0, 1)")
+        db.close()
+    db = store.connect(tmp_path)
+    assert [r[0] for r in db.execute("SELECT name FROM migrations")][-1] == "0002_per_day_results"
+    [row] = store.day_scores(db)
+    assert (row.score, row.commit, row.measured_commit, row.carried_over) == (2, "c1", "c1", False)
+    assert db.execute("SELECT state, priority, force_days FROM jobs").fetchall() == [
+        ("queued", 1, None)
+    ]
+
+
+def test_storing_a_day_again_replaces_its_row_and_updates_the_total(tmp_path):
+    db = store.connect(tmp_path)
+    first = doc(
+        "alpha",
+        "c1",
+        "2026-01-05T10:00:00Z",
+        {"w0_prep": (1, 3), "w1d1_raytracing": (2, 2)},
+        [("w0_prep", "t::a", "AssertionError")],
+    )
+    rid = store.store_days(db, first, Path("results/alpha/c1.json"), ["w0_prep", "w1d1_raytracing"])
+    again = doc("alpha", "c1", "2026-01-05T10:00:00Z", {"w0_prep": (3, 3)})
+    assert store.store_days(db, again, Path("results/alpha/c1.json"), ["w0_prep"]) == rid
+    assert {(r.day, r.score) for r in store.day_scores(db)} == {
+        ("w0_prep", 3),
+        ("w1d1_raytracing", 2),
+    }
+    assert db.execute("SELECT score, max_score FROM results").fetchone() == (5, 5)
+    assert store.failures(db, [rid], "w0_prep") == {rid: {}}

@@ -113,3 +113,18 @@ def test_only_the_report_job_writes_and_it_never_checks_out_pair_code():
     cpu_install = [s for s in jobs["cpu"]["steps"] if s.get("name") == "Install the grader"][0]
     assert "grader[days,kernels]" in cpu_install["run"]
     assert cpu_install["env"] == {"TORCH_INDEX_URL": "${{ inputs.torch-index-url }}"}
+
+
+@pytest.mark.parametrize("job", ["cpu", "gpu"])
+def test_jobs_grade_the_days_the_push_changed(job):
+    steps = _grade_jobs()[job]["steps"]
+    pair = [s for s in steps if s.get("with", {}).get("path") == "pair"][0]["with"]
+    assert pair["fetch-depth"] == 0  # changed-days needs the commit before the push
+    days = [s for s in steps if s.get("id") == "days"][0]
+    assert days["env"]["BEFORE"] == "${{ github.event.before }}"
+    assert "cohort changed-days pair --tests grader/template/tests" in days["run"]
+    assert '[ "$EVENT" = push ]' in days["run"]  # pull requests and manual runs: every day
+    assert '|| DAYS=""' in days["run"]  # if it fails, every day is graded rather than none
+    grade = [s for s in steps if s.get("run", "").startswith("cohort grade")][0]
+    assert grade["env"]["DAYS"] == "${{ steps.days.outputs.days }}"
+    assert '--day "$DAYS"' in grade["run"] and '--meta "before=$BEFORE"' in grade["run"]

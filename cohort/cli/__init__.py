@@ -7,12 +7,14 @@ import sys
 
 from cohort import __version__
 from cohort.cli import (
+    changed_days,
     check,
     collect,
     comment,
     demo,
     forge,
     grade,
+    regrade,
     review,
     roster,
     runner,
@@ -29,6 +31,7 @@ COMMANDS = (
     roster,
     forge,
     runner,
+    regrade,
     store,
     summary,
     demo,
@@ -36,6 +39,7 @@ COMMANDS = (
     comment,
     sync,
     review,
+    changed_days,
 )
 
 

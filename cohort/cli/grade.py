@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from cohort.grading import isolation, report, results, sandbox
+from cohort.curriculum import available_days
+from cohort.grading import fingerprint, isolation, report, results, sandbox
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,41 +83,22 @@ def selected_days(values: list[str]) -> list[str]:
     return list(dict.fromkeys(days))
 
 
-def merge_days(docs: list[dict]) -> dict:
-    """One results document from the per-day documents of one checkout (the first one's
-    facts: pair, commit, flags of the static scan, which do not depend on the day)."""
-    if len(docs) == 1:
-        return docs[0]
-    tests = [t for d in docs for t in d["tests"]]
-    bench = [b for d in docs for b in d["extra_data"].get("benchmarks", [])]
-    score, max_score = sum(d["score"] for d in docs), sum(d["max_score"] for d in docs)
-    return {
-        **docs[0],
-        "score": score,
-        "max_score": max_score,
-        "execution_time": round(sum(d.get("execution_time", 0) for d in docs), 3),
-        "output": f"Points {score:g}/{max_score:g}",
-        "tests": tests,
-        "leaderboard": results.leaderboard(bench),
-        "extra_data": {
-            **docs[0]["extra_data"],
-            "days": results.day_totals(tests),
-            "benchmarks": bench,
-            "benchmark_geomean_speedup": results.geomean_speedup(bench),
-        },
-    }
-
-
 def run(args: argparse.Namespace) -> int:
     limits = sandbox.Limits(args.test_timeout, args.run_timeout, args.memory_mb)
     extra = meta(args.meta) | ({"pair": args.pair} if args.pair else {})
     days = selected_days(args.day) or [None]
-    res = merge_days(
+    res = results.merge(
         [
             sandbox.grade(args.repo, args.tests, d, limits, extra, args.markers, args.isolation)
             for d in days
         ]
     )
+    tests = args.tests or args.repo / "tests"
+    days_of = fingerprint.day_fingerprints(args.repo, tests, available_days(tests))
+    for day, totals in res["extra_data"]["days"].items():
+        if day in days_of:
+            totals.update(files=days_of[day][0], fingerprint=days_of[day][1])
+    res["extra_data"]["fingerprints"] = {d: fp for d, (_, fp) in days_of.items()}
     results.write(res, args.out)
     if args.summary:
         args.summary.write_text(report.markdown_summary(res))

@@ -15,9 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "runner",
         help="grade queued pushes (worker processes)",
-        description="Take queued pushes, check each commit out into a scratch directory and "
-        "grade it with the cohort's trusted tests; results go to results/ and "
-        "cohort.db. A job whose worker dies is graded again.",
+        description="Take queued pushes (fresh pushes before re-grades), check each commit out "
+        "into a scratch directory and grade it with the cohort's trusted tests, day by day: the "
+        "days whose fingerprint (their files, the shared files, the trusted tests) has no stored "
+        "result, those the push changed first; the other days are carried over. Each day goes "
+        "to results/ and cohort.db as it finishes. A job whose worker dies is taken again.",
     )
     cohort_dir_option(p)
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default: 1)")

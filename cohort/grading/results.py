@@ -14,6 +14,7 @@ from pathlib import Path
 from cohort.grading.outcomes import Benchmark, Item, Outcome
 
 SCHEMA_VERSION = 1
+NO_TESTS = {"score": 0.0, "max_score": 0.0, "passed": 0, "total": 0}
 
 
 def day_totals(tests: list[dict]) -> dict[str, dict]:
@@ -107,6 +108,50 @@ def build(
             "schema": SCHEMA_VERSION,
             **(extra or {}),
             "days": day_totals(tests),
+            "benchmarks": bench,
+            "benchmark_geomean_speedup": geomean_speedup(bench),
+        },
+    }
+
+
+def day_of(test: dict) -> str:
+    """The day of a `tests[]` entry: its first tag."""
+    return (test.get("tags") or [""])[0]
+
+
+def day_part(doc: dict, day: str) -> dict:
+    """The document cut down to `day`: its tests, benchmarks and totals (with their facts)."""
+    tests = [t for t in doc["tests"] if day_of(t) == day]
+    names = {t["name"] for t in tests}
+    bench = [b for b in doc["extra_data"].get("benchmarks", []) if b.get("test") in names]
+    days = {k: v for k, v in doc["extra_data"].get("days", {}).items() if k == day}
+    extra = {**doc["extra_data"], "benchmarks": bench, "days": days}
+    return merge([{**doc, "tests": tests, "extra_data": extra}])
+
+
+def merge(docs: list[dict], facts: dict | None = None) -> dict:
+    """One results document from per-day documents of one commit: the first one's facts (pair,
+    commit, flags of the static scan) updated with `facts`; each day keeps the facts its own
+    document records for it (the commit it was measured on, whether it was carried over)."""
+    tests = [t for d in docs for t in d["tests"]]
+    bench = [b for d in docs for b in d["extra_data"].get("benchmarks", [])]
+    days = day_totals(tests)
+    for d in docs:  # a day without tests is still a graded day
+        for day, known in d["extra_data"].get("days", {}).items():
+            days[day] = {**known, **days.get(day, NO_TESTS)}
+    score, max_score = sum(t["score"] for t in tests), sum(t["max_score"] for t in tests)
+    return {
+        **docs[0],
+        "score": score,
+        "max_score": max_score,
+        "execution_time": round(sum(d.get("execution_time", 0) for d in docs), 3),
+        "output": f"Points {score:g}/{max_score:g}",
+        "tests": tests,
+        "leaderboard": leaderboard(bench),
+        "extra_data": {
+            **docs[0]["extra_data"],
+            **(facts or {}),
+            "days": days,
             "benchmarks": bench,
             "benchmark_geomean_speedup": geomean_speedup(bench),
         },

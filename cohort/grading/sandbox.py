@@ -42,6 +42,7 @@ GRACE_S = 10.0  # beyond a test's own timeout before the parent kills the child
 # Collection imports every day's code (torch, transformers): on a loaded machine that takes
 # minutes, so a loop at import is called one only after this many test timeouts.
 IMPORT_TIMEOUTS = 6
+EOF_GRACE_S = 1.0  # for the child to exit once it has closed the events channel
 # A test file that fails to import fails only its own tests; the other days run as usual.
 CHILD_ARGS = ("--continue-on-collection-errors",)
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL")
@@ -183,6 +184,12 @@ def _watch(
                 current, started = nodeid, time.monotonic()
         if current in run.outcomes:
             current = None
+        if reader.eof:  # the child closed the channel (its session ended): nothing more comes
+            try:
+                proc.wait(timeout=EOF_GRACE_S)  # its exit status, when it ends by itself
+            except subprocess.TimeoutExpired:
+                pass  # interpreter teardown (torch): not waited for, the group is killed
+            return current, None
         if proc.poll() is not None:
             return current, None
         now = time.monotonic()

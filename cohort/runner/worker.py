@@ -1,5 +1,10 @@
-"""One grading worker: take a job, check its commit out into a scratch directory, grade it with
-the cohort's trusted tests, keep results.json on disk, then in the store.
+"""One grading worker: take a job, check its commit out into a scratch directory, grade the days
+it needs with the cohort's trusted tests and keep each day, as it finishes, in results.json on
+disk, then in the store.
+
+A day whose fingerprint (its files, the shared files, the trusted tests: see `fingerprint`) has a
+stored result is carried over from it; the others are graded, the days whose files changed since
+the pair's previous graded push first, then the days never graded, then the rest.
 
 Run by `cohort runner` as `python -m cohort.runner.worker COHORT_DIR [--once]`. A background
 thread renews the job's lease while the grader runs; a worker that stops (SIGTERM, Ctrl-C) gives
@@ -9,6 +14,7 @@ its job back, and one that is killed leaves it to be taken again when the lease 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 import signal
@@ -20,16 +26,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from cohort import report, store
 from cohort import roster as roster_file
-from cohort import store
 from cohort.curriculum import available_days
 from cohort.forge import connect as connect_forge
 from cohort.forge import template as template_snapshot
 from cohort.forge.base import ForgeError
-from cohort.grading import results, sandbox
+from cohort.grading import fingerprint, results, sandbox
+from cohort.grading.static import scan_pair_code
 from cohort.runner import queue, review
 
 SCRATCH_DIR = "scratch"
+SITE_LOCK = ".site.lock"
 POLL_S = 0.5
 EXPECTED = (sandbox.GradeError, store.StoreError, ForgeError)  # reported in one line, no traceback
 
@@ -69,7 +77,6 @@ class Worker:
         self.dir, self.name = Path(cohort_dir).resolve(), name
         self.roster = roster_file.load(self.dir)
         self.forge = connect_forge(self.roster)
-        self.template = template_snapshot.load(self.dir)
         self.db = store.connect(self.dir)
         self.me = queue.worker_id()
         self.lease_s = lease_s or self.roster.grading.lease_s
@@ -77,14 +84,27 @@ class Worker:
         self.limits = sandbox.Limits(
             test_timeout=g.test_timeout, run_timeout=g.run_timeout, memory_mb=g.memory_mb
         )
+        self._tests: tuple[str, str] | None = None  # (template.json, digest of its tests)
 
     def say(self, text: str) -> None:
         print(f"[{self.name}] {text}", flush=True)
+
+    def tests_digest(self) -> tuple[template_snapshot.Template, str]:
+        """The current template snapshot and its tests' digest (recomputed when it changed; the
+        first sight of a new one queues the re-grades of every pair's latest commit)."""
+        meta = (self.dir / template_snapshot.META_FILE).read_text()
+        template = template_snapshot.load(self.dir)
+        if self._tests is None or self._tests[0] != meta:
+            self._tests = (meta, fingerprint.tests_digest(template.tests))
+            if queued := queue.tests_changed(self.db, self._tests[1]):
+                self.say(f"the trusted tests changed: {len(queued)} latest commit(s) queued again")
+        return template, self._tests[1]
 
     def run(self, once: bool) -> int:
         """Grade jobs until stopped (or, with `once`, until none is left); returns how many."""
         graded = 0
         while True:
+            self.tests_digest()
             job = queue.claim(self.db, self.me, self.lease_s)
             if job is None:
                 if once and queue.pending(self.db) == 0:
@@ -107,11 +127,6 @@ class Worker:
         try:
             with heartbeat(self.dir, job, self.me, self.lease_s):
                 res = self.grade(job)
-            rel = store.results_path(job.pair, job.commit)
-            tmp = (self.dir / rel).with_suffix(f".{os.getpid()}.tmp")
-            results.write(res, tmp)
-            os.replace(tmp, self.dir / rel)
-            new = store.add_result(self.db, res, rel)
         except Exception as e:  # a job that cannot be graded is marked failed, the runner goes on
             if not isinstance(e, EXPECTED):
                 traceback.print_exc()
@@ -121,36 +136,114 @@ class Worker:
             self.say(f"failed {job.pair} {job.commit[:10]}: {e}")
             return
         queue.finish(self.db, job, self.me)
+        extra = res["extra_data"]
         self.say(
             f"graded {job.pair} {job.commit[:10]}: {res['score']:g}/{res['max_score']:g} in "
-            f"{time.monotonic() - started:.1f} s" + ("" if new else " (already stored)")
+            f"{time.monotonic() - started:.1f} s ({len(extra['graded_days'])} days graded, "
+            f"{len(extra['carried_days'])} carried over)"
         )
 
+    def keep(self, doc: dict, days: list[str]) -> None:
+        """Write the commit's results.json as it stands, then store `days` of it."""
+        rel = store.results_path(doc["extra_data"]["pair"], doc["extra_data"]["commit"])
+        tmp = (self.dir / rel).with_suffix(f".{os.getpid()}.tmp")
+        results.write(doc, tmp)
+        os.replace(tmp, self.dir / rel)
+        store.store_days(self.db, doc, rel, days)
+        self.refresh_site()
+
+    def refresh_site(self) -> None:
+        """Rewrite the dashboard, once `cohort summary` has written one, so the pair's pages
+        show the day now (one worker at a time; a failure costs the job nothing)."""
+        if not (self.dir / report.SITE_DIR / "index.html").exists():
+            return
+        try:
+            with (self.dir / SITE_LOCK).open("w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                report.write_site(self.roster)
+        except Exception as e:  # the grade is stored; the next summary writes the site
+            self.say(f"could not refresh the dashboard: {(str(e).splitlines() or [repr(e)])[0]}")
+
+    def plan(
+        self, job: queue.Job, days: list[str], files: dict[str, str], prints: dict[str, str]
+    ) -> tuple[list[str], dict[str, dict]]:
+        """The days to grade, in order, and the carried-over days' parts (by day)."""
+        carried, todo = {}, []
+        for day in days:
+            found = None if job.forced(day) else store.measured(self.db, job.pair, day, prints[day])
+            try:
+                source = found and results.load(self.dir / found.path)
+            except ValueError:
+                source = None  # its results.json is gone: grade the day again
+            if not source or day not in source["extra_data"].get("days", {}):
+                todo.append(day)
+                continue
+            part = results.day_part(source, day)
+            part["extra_data"]["days"][day].update(
+                commit=found.commit, carried_over=found.commit != job.commit
+            )
+            carried[day] = part
+        before, ever = (
+            store.latest_days(self.db, job.pair, job.commit),
+            store.graded_days(self.db, job.pair),
+        )
+        changed = [d for d in todo if d in before and before[d].files != files[d]]
+        never = [d for d in todo if d not in ever]
+        return list(dict.fromkeys([*changed, *never, *todo])), carried
+
     def grade(self, job: queue.Job) -> dict:
+        template, tests_id = self.tests_digest()
         scratch = self.dir / SCRATCH_DIR / f"job-{job.id}-{os.getpid()}"
         for stale in (self.dir / SCRATCH_DIR).glob(f"job-{job.id}-*"):
             shutil.rmtree(stale, ignore_errors=True)  # left by a worker that was killed
         try:
-            exported = self.forge.export(job.pair, job.commit, scratch / "repo")
-            graded = set(available_days(self.template.tests))
+            repo = scratch / "repo"
+            exported = self.forge.export(job.pair, job.commit, repo)
+            graded = set(available_days(template.tests))
             days = [d.name for d in self.roster.days if d.name in graded]
             if not days:
                 raise sandbox.GradeError("no day of cohort.toml has graders in the template")
-            trusted_tests(self.template.tests, days, scratch / "tests")
-            extra = {
+            both = fingerprint.day_fingerprints(repo, template.tests, days, tests_id)
+            files, prints = ({d: v[i] for d, v in both.items()} for i in (0, 1))
+            todo, carried = self.plan(job, days, files, prints)
+            facts = {
                 "pair": job.pair,
                 "repo": self.forge.repo_url(job.pair),
                 "commit": job.commit,
                 "committed_at": exported.committed_at,
                 "ref": job.ref,
                 "pushed_at": job.pushed_at,
-                "graded_days": days,
-                "template": {"ref": self.template.ref, "commit": self.template.commit},
-                "diffs": review.exercise_diffs(scratch / "repo", self.template.path, days),
-                "edited_tests": review.edited_tests(scratch / "repo", self.template.tests),
+                "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "graded_days": todo,
+                "carried_days": list(carried),
+                "template": {"ref": template.ref, "commit": template.commit, "tests": tests_id},
+                "diffs": review.exercise_diffs(repo, template.path, days),
+                "edited_tests": review.edited_tests(repo, template.tests),
+                "flags": scan_pair_code(repo / "mlab"),
                 "job": {"id": job.id, "attempt": job.attempts, "worker": self.me},
             }
-            return sandbox.grade(scratch / "repo", scratch / "tests", None, self.limits, extra)
+            parts = dict(carried)
+
+            def document() -> dict:
+                done = [d for d in todo if d in parts]  # graded first: their facts (isolation) lead
+                doc = results.merge([parts[d] for d in [*done, *carried]], facts)
+                doc["execution_time"] = round(sum(parts[d]["execution_time"] for d in done), 3)
+                return doc
+
+            if carried:
+                self.keep(document(), list(carried))
+            if not todo:
+                return document()
+            trusted_tests(template.tests, todo, scratch / "tests")
+            for day in todo:
+                part = sandbox.grade(repo, scratch / "tests", day, self.limits, facts)
+                part["extra_data"]["days"].setdefault(day, dict(results.NO_TESTS))
+                part["extra_data"]["days"][day].update(
+                    commit=job.commit, carried_over=False, fingerprint=prints[day], files=files[day]
+                )
+                parts[day] = part
+                self.keep(document(), [day])
+            return document()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
