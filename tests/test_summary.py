@@ -475,3 +475,66 @@ def escape_html(text: str) -> str:
     from html import escape
 
     return escape(text)
+
+
+def _bench(speedup: float) -> list[dict]:
+    test = "tests/test_w1d6_kernels.py::test_matmul_speed"
+    return [
+        {
+            "test": test,
+            "name": "matmul",
+            "shape": s,
+            "time_s": 1.0,
+            "ref_time_s": speedup,
+            "speedup": speedup,
+            "note": "",
+        }
+        for s in ("(64, 64)", "(256, 256)")
+    ]
+
+
+def test_exercises_page_puts_the_hardest_first_with_time_to_pass(marked):
+    later = json.loads((marked.dir / store.results_path("alpha", "a0")).read_text())
+    later["extra_data"].update(commit="a1", pushed_at=at(2))
+    for t in later["tests"]:
+        if t["name"].endswith("test_real"):
+            t.update(status="passed", output="", score=1)
+    keep(marked.dir, later)
+    report.write_site(marked)
+    page = (marked.dir / "site" / "exercises.html").read_text()
+    rows = page.split("<tr>")[2:]
+    names = [r.split("<code>")[1].split("</code>")[0] for r in rows]
+    assert names.index("test_hang") < names.index("test_real") and "test_rays" not in page
+    real = rows[names.index("test_real")]
+    assert "1 of 3" in real and "2.0 h" in real, real  # a0 at 09:00 failed it, a1 at 11:00 passed
+    hang = rows[names.index("test_hang")]
+    assert "timed out after 30 s" in hang and "0 of 3" in hang
+
+
+def test_benchmark_leaderboards_rank_gpu_runs_and_mark_cpu_ones(marked):
+    gpu = {"kind": "gpu", "gpu": "NVIDIA H200"}
+    keep(
+        marked.dir,
+        doc("alpha", "k0", at(1), {"w1d6_kernels": (1, 1)}, benchmarks=_bench(1.5), runner=gpu),
+    )
+    keep(
+        marked.dir,
+        doc("alpha", "k1", at(2), {"w1d6_kernels": (1, 1)}, benchmarks=_bench(3.0), runner=gpu),
+    )
+    keep(
+        marked.dir,
+        doc("alpha", "k2", at(3), {"w1d6_kernels": (1, 1)}, benchmarks=_bench(0.5), runner=gpu),
+    )
+    cpu = {"kind": "cpu", "gpu": None}
+    keep(
+        marked.dir,
+        doc("beta", "k3", at(1), {"w1d6_kernels": (1, 1)}, benchmarks=_bench(9.0), runner=cpu),
+    )
+    index = report.write_site(marked).index.read_text()
+    board = index[index.index("<h2>Benchmarks</h2>") :]
+    assert "w1d6_kernels: <code>matmul</code>" in board
+    alpha, beta = board.index(">alpha</a>"), board.index(">beta</a>")
+    assert (
+        alpha < beta and "3.00x" in board and "<code>k1</code>" in board
+    )  # best commit, not latest
+    assert "CPU: correctness only" in board[beta:] and "9.00x" not in board

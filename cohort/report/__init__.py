@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +88,14 @@ def write_site(roster: Roster, out: Path | None = None) -> Site:
     with out.with_name(out.name + ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _write_site(roster, out)
+
+
+def refresh(roster: Roster, say: Callable[[str], None]) -> None:
+    """Rewrite the site after a grading job; a failure is told, never raised (the grade is kept)."""
+    try:
+        write_site(roster)
+    except Exception as e:  # noqa: BLE001 - the job is done whatever the pages do
+        say(f"pages not refreshed: {type(e).__name__}: {e}")
 
 
 def _write_site(roster: Roster, out: Path) -> Site:

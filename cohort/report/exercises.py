@@ -99,9 +99,10 @@ def exercises(
             continue
         failing = failing_tests(db, day)
         for pair in pairs:
-            cell = board.cell(pair, day)
+            cell, f = board.cell(pair, day), facts[pair, day]
             start = _when(cell.history[0].pushed_at)
-            for test, at in _first_passes(cell, set(by_test), failing).items():
+            mine = {t["name"] for t in (*f.passed, *f.real, *f.todo)}  # what its pushes run
+            for test, at in _first_passes(cell, mine, failing).items():
                 by_test[test].hours_to_pass.append((_when(at) - start).total_seconds() / 3600)
         for ex in by_test.values():
             ex.stuck = sorted(stuck_on.get((day, ex.test), []))

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from cohort import report, store
 from cohort import roster as roster_file
-from cohort import store
 from cohort.curriculum import available_days
 from cohort.forge import connect as connect_forge
 from cohort.forge import template as template_snapshot
@@ -125,6 +125,7 @@ class Worker:
             f"graded {job.pair} {job.commit[:10]}: {res['score']:g}/{res['max_score']:g} in "
             f"{time.monotonic() - started:.1f} s" + ("" if new else " (already stored)")
         )
+        report.refresh(self.roster, self.say)  # the pair's pages show this job at once
 
     def grade(self, job: queue.Job) -> dict:
         scratch = self.dir / SCRATCH_DIR / f"job-{job.id}-{os.getpid()}"
