@@ -133,7 +133,7 @@ def _write_site(roster: Roster, out: Path) -> Site:
         rules,
         facts,
         unsandboxed,
-        html.leaderboards(boards),
+        boards,
     )
     (partial / "index.html").write_text(index)
     page = html.exercises_page(roster.name, found, len(board.pairs), generated_at)
