@@ -1,10 +1,11 @@
 """The grading pytest plugin (registered as a `pytest11` entry point).
 
 Markers: `points(n)`, `gpu`, `bench`, `slow`. In a plain `pytest` run, tests that fail with a
-stub's NotImplementedError count as "not started" (one line each, no traceback), real failures show
-in full, and the points table per day comes last; with `--results PATH` it writes `results.json`; under GitHub Actions it also writes the job
-summary, error annotations and the `Points X/Y` notice. Run by `cohort grade` (COHORT_EVENTS_FD
-set), it only streams events into the parent's pipe; the parent keeps the score.
+stub's NotImplementedError count as "not started" (a line per exercise, no traceback), real
+failures show in full and the points table per day comes last; with `--results PATH` it writes
+`results.json`; under GitHub Actions it also writes the job summary, error annotations and the
+`Points X/Y` notice. Run by `cohort grade` (COHORT_EVENTS_FD set), it only streams events into
+the parent's pipe; the parent keeps the score.
 """
 
 from __future__ import annotations
