@@ -409,7 +409,8 @@ def marked(tmp_path) -> roster.Roster:
     (c / "template" / "mlab").mkdir(parents=True)
     (c / "template" / "mlab" / "w0_prep.py").write_text("import sys\nsys.exit(0)  # shipped\n")
     day = "w0_prep"
-    a = doc("alpha", "a0", at(0), {day: (1, 5), "w1d1_raytracing": (0, 1)})
+    diff = "--- stubs/mlab/w0_prep.py\n+++ pair/mlab/w0_prep.py\n+return a + b\n-raise NotImplementedError\n"
+    a = doc("alpha", "a0", at(0), {day: (1, 5), "w1d1_raytracing": (0, 1)}, diffs={day: diff})
     a["tests"] = [
         _test(
             day, "test_todo", "failed", "NotImplementedError: add: see docs/w0_prep.md#add\n  at x"

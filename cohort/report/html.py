@@ -175,10 +175,10 @@ def index(
                 "pushed": last_push(board, pair),
             }
         )
-    completion = {}  # day -> (pairs done, pairs with some work graded)
+    completion = {}  # day -> (pairs done, pairs with some points)
     for d in days:
         cells = [c for p in board.pairs if (c := board.cell(p, d["name"]))]
-        completion[d["name"]] = (d["done"], sum(not done(c) for c in cells))
+        completion[d["name"]] = (d["done"], sum(c.best.score > 0 and not done(c) for c in cells))
     return render(
         "index.html",
         name,

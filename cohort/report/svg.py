@@ -76,13 +76,13 @@ def progress(series: dict[str, list[tuple[str, float]]], title: str = "Points pe
     for i, (pair, pts) in enumerate(sorted(data.items())):
         color = PALETTE[i % len(PALETTE)]
         coords, last = [], None
-        for t, f in pts:
+        for t, f in [*pts, (stamps[-1], pts[-1][1])]:  # each line runs on to the latest push
             if last is not None:
                 coords.append(f"{x(t):.1f},{y(last):.1f}")
             coords.append(f"{x(t):.1f},{y(f):.1f}")
             last = f
-        if len(coords) == 1:  # a single push: a short tick, so the line exists
-            coords.append(f"{x(pts[0][0]) + 6:.1f},{y(last):.1f}")
+        if len(stamps) == 1:  # a single push in the cohort: a short tick, so the line shows
+            coords.append(f"{x(stamps[0]) + 12:.1f},{y(last):.1f}")
         parts.append(
             f'<polyline points="{" ".join(coords)}" stroke="{color}" class="pair">'
             f"<title>{escape(pair)}: {pts[-1][1]:.0%}</title></polyline>"
@@ -104,8 +104,8 @@ def progress(series: dict[str, list[tuple[str, float]]], title: str = "Points pe
 
 
 def completion(days: dict[str, tuple[int, int]], pairs: int, released: dict[str, bool]) -> str:
-    """Per day (in schedule order), a bar of the pairs done, with some work, and without a
-    graded push: reads the same whether the cohort is an hour or a month old."""
+    """Per day (in schedule order), a bar of the pairs with every point, with some points and
+    with none yet: reads the same whether the cohort is an hour or a month old."""
     if not days or not pairs:
         return '<p class="empty">No days or no pairs.</p>'
     row, label_w = 22, 170
@@ -116,9 +116,9 @@ def completion(days: dict[str, tuple[int, int]], pairs: int, released: dict[str,
         top = 10 + i * row
         x = label_w
         for n, color, what in (
-            (n_done, "#3a9a4a", "done"),
-            (n_some, "#e0a030", "some work"),
-            (pairs - n_done - n_some, "#dddddd", "no graded push"),
+            (n_done, "#3a9a4a", "with every point"),
+            (n_some, "#e0a030", "with some points"),
+            (pairs - n_done - n_some, "#dddddd", "with no point yet"),
         ):
             w = width * n / pairs
             if n:
