@@ -40,10 +40,6 @@ class Exercise:
     stuck: list[str] = field(default_factory=list)
 
     @property
-    def tried(self) -> int:
-        return len(self.passing) + len(self.failing) + len(self.todo)
-
-    @property
     def median_hours(self) -> float | None:
         return statistics.median(self.hours_to_pass) if self.hours_to_pass else None
 
@@ -107,10 +103,7 @@ def exercises(
         for ex in by_test.values():
             ex.stuck = sorted(stuck_on.get((day, ex.test), []))
         found += by_test.values()
-    return sorted(
-        found,
-        key=lambda e: (len(e.passing) / (e.tried or 1), -len(e.failing), e.day, e.test),
-    )
+    return sorted(found, key=lambda e: (len(e.passing), -len(e.failing), e.day, e.test))
 
 
 @dataclass(frozen=True)
