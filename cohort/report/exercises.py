@@ -48,11 +48,13 @@ class Exercise:
         return self.messages.most_common(1)[0] if self.messages else None
 
 
-def failing_tests(db: sqlite3.Connection, day: str) -> dict[int, set[str]]:
-    """Result id -> the tests of `day` it failed (read-only, one query per day)."""
-    found: dict[int, set[str]] = defaultdict(set)
-    for rid, test in db.execute("SELECT result_id, test FROM failures WHERE day = ?", (day,)):
-        found[rid].add(test)
+def failing_tests(db: sqlite3.Connection, days: list[str]) -> dict[str, dict[int, set[str]]]:
+    """Day -> result id -> the tests of that day it failed (read-only; one pass over the table,
+    which is keyed by result id)."""
+    found: dict[str, dict[int, set[str]]] = {day: defaultdict(set) for day in days}
+    for rid, day, test in db.execute("SELECT result_id, day, test FROM failures"):
+        if day in found:
+            found[day][rid].add(test)
     return found
 
 
@@ -80,6 +82,7 @@ def exercises(
     for s in stuck:
         stuck_on[s.day, s.test].append(s.pair)
     found: list[Exercise] = []
+    failed = failing_tests(db, days)
     for day in days:
         by_test: dict[str, Exercise] = {}
         pairs = [p for p in board.pairs if (p, day) in facts]
@@ -93,7 +96,7 @@ def exercises(
                         ex.messages[_first_line(t.get("output", ""))] += 1
         if not by_test:
             continue
-        failing = failing_tests(db, day)
+        failing = failed[day]
         for pair in pairs:
             cell, f = board.cell(pair, day), facts[pair, day]
             start = _when(cell.history[0].pushed_at)
