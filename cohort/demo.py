@@ -3,7 +3,8 @@
 It writes a roster, generates the pair repositories on the local forge, has each pair clone its
 repository and push with git (the reference solutions, the untouched stubs, partial work, code
 that hangs, edited tests), grades every push with the runner and writes the summary. By default
-only a few fast days are graded, so it finishes in minutes on 2 cores.
+only a few fast days are graded, so it finishes in a few minutes on 2 cores (about 5 when they
+are busy), with a progress line every few seconds.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cohort import build, forge, report, roster, runner
+from cohort import build, forge, report, roster, runner, store
 from cohort.curriculum import BY_NAME, available_days
 from cohort.forge import template as template_snapshot
 from cohort.roster import WORKTREE
@@ -25,6 +29,7 @@ from cohort.roster import WORKTREE
 BEHAVIOURS = ("solutions", "stubs", "partial", "hangs", "edited-tests")
 FAST_DAYS = 3  # days graded by default: w0_prep and the next fast ones
 FAST_BUDGET_S = 60
+TICK_S = 10.0  # seconds between progress lines while grading
 TEST_TIMEOUT_S = 30  # the grader's default; the pair whose code hangs spends it once
 PASSING_TESTS = '''"""Edited by the pair: every test passes (the grader uses the trusted copy instead)."""
 
@@ -183,6 +188,38 @@ def git(*args: str, cwd: Path, who: str = "cohort demo") -> str:
     return proc.stdout + proc.stderr
 
 
+def grading_progress(counts: dict[str, int], total: int, elapsed: float) -> str:
+    """`3 of 5 pushes graded, 2 grading; 80 s so far, about 53 s left`."""
+    graded = counts["jobs done"] + counts["jobs failed"]
+    left = f", about {elapsed / graded * (total - graded):.0f} s left" if graded else ""
+    return (
+        f"      {graded} of {total} pushes graded, {counts['jobs running']} grading; "
+        f"{elapsed:.0f} s so far{left}"
+    )
+
+
+@contextmanager
+def ticking(cohort_dir: Path, total: int, progress: Callable[[str], None]) -> Iterator[None]:
+    """Say how far grading is every TICK_S seconds while the body runs."""
+    stop, started = threading.Event(), time.monotonic()
+
+    def tick() -> None:
+        while not stop.wait(TICK_S):
+            db = store.connect(cohort_dir)
+            try:
+                progress(grading_progress(store.counts(db), total, time.monotonic() - started))
+            finally:
+                db.close()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def demo(
     cohort_dir: Path | None = None,
     pairs: int = len(BEHAVIOURS),
@@ -234,10 +271,14 @@ def demo(
             "not queued",
         )
         progress(f"      {name} ({behaviour}): {queued}")
-    progress(f"[4/5] grading with {workers} workers")
-    status = runner.run(
-        cohort, workers=workers, once=True, progress=lambda line: progress(f"      {line}")
+    progress(
+        f"[4/5] grading {len(names)} pushes on {len(days)} day(s) with {workers} workers "
+        f"(a pair's hanging test costs {TEST_TIMEOUT_S} s; a line every {TICK_S:g} s)"
     )
+    with ticking(cohort_dir, len(names), progress):
+        status = runner.run(
+            cohort, workers=workers, once=True, progress=lambda line: progress(f"      {line}")
+        )
     if status != 0:
         raise DemoError(f"the runner exited with {status}")
     site = report.write_site(cohort)

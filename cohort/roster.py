@@ -163,6 +163,11 @@ class _Checker:
         return None
 
 
+def _ref(raw: list, j: int) -> str:
+    """`pairs[j] = 'name'`: where another pair is, and who it is."""
+    return f"pairs[{j}] = {raw[j].get('name')!r}"
+
+
 def _pairs(check: _Checker, doc: dict) -> tuple[Pair, ...]:
     raw = doc.get("pairs")
     if not isinstance(raw, list) or not raw:
@@ -174,6 +179,8 @@ def _pairs(check: _Checker, doc: dict) -> tuple[Pair, ...]:
         if not isinstance(entry, dict):
             check.bad(where, "must be a table with name and members")
             continue
+        # errors name the pairs, not only their place in the file
+        of = f" (pair {entry['name']!r})" if isinstance(entry.get("name"), str) else ""
         check.unknown(entry, where, {"name", "members"})
         name = check.text(entry, "name", where)
         if name and (not PAIR_NAME.match(name) or name.endswith(".git")):
@@ -184,17 +191,19 @@ def _pairs(check: _Checker, doc: dict) -> tuple[Pair, ...]:
             )
         elif name.lower() in names:
             check.bad(
-                f"{where}.name", f"duplicate pair name {name!r} (also pairs[{names[name.lower()]}])"
+                f"{where}.name",
+                f"duplicate pair name {name!r} (also pairs[{names[name.lower()]}])",
             )
         elif name:
             names[name.lower()] = i
         people = check.strings(entry.get("members", []), f"{where}.members")
         if not people and isinstance(entry.get("members", []), list):
-            check.bad(f"{where}.members", "must name at least one member")
+            check.bad(f"{where}.members", f"must name at least one member{of}")
         for person in people:
             if person.lower() in members:
                 check.bad(
-                    f"{where}.members", f"{person!r} is also in pairs[{members[person.lower()]}]"
+                    f"{where}.members",
+                    f"{person!r} is also in {_ref(raw, members[person.lower()])}{of}",
                 )
             else:
                 members[person.lower()] = i
@@ -335,7 +344,7 @@ tas = ["Grace Hopper", "Edsger Dijkstra"]
 # The organizer repository whose template/ every pair starts from, and the git ref to take it at.
 # ref = "worktree" takes the files as they are on disk, uncommitted changes included.
 repo = "{repo}"
-ref = "HEAD"
+ref = "{ref}"
 # Where the docs site is published (`nox -s docs`; the cohort summary workflow puts it under
 # /docs of the Pages site): the pairs' README and stub messages then link to it, e.g.
 # `see https://.../docs/w1d1_raytracing/#raytrace_mesh`. Unset: `see docs/<day>.md#anchor`.
@@ -382,7 +391,7 @@ members = ["Barbara Liskov", "Claude Shannon"]
 """
 
 
-def example(name: str, repo: Path, days: list[str], start: date) -> str:
+def example(name: str, repo: Path, days: list[str], start: date, ref: str = "HEAD") -> str:
     """The commented example `cohort new` writes: one weekday per day from `start`."""
     lines, when = [], start
     for day in days:
@@ -392,4 +401,4 @@ def example(name: str, repo: Path, days: list[str], start: date) -> str:
             f"{day} = {{ release = {when.isoformat()}, deadline = {when.isoformat()}T23:59:00 }}"
         )
         when += timedelta(days=1)
-    return EXAMPLE.format(name=name, repo=repo.as_posix(), days="\n".join(lines))
+    return EXAMPLE.format(name=name, repo=repo.as_posix(), ref=ref, days="\n".join(lines))

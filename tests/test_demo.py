@@ -20,6 +20,7 @@ def test_demo_builds_grades_and_summarizes_a_cohort(tmp_path, monkeypatch, capfd
     out = capfd.readouterr().out
     for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
         assert step in out
+    assert "pushes graded" in out  # never silent for long while grading
     assert f"open {d / 'site' / 'index.html'}" in out
     for path in (
         "cohort.toml",
@@ -48,6 +49,10 @@ def test_demo_builds_grades_and_summarizes_a_cohort(tmp_path, monkeypatch, capfd
     assert "timed out after" in hang_pack
     edited_pack = (d / "site" / "pairs" / "pair-05-edited-tests" / "w0_prep.html").read_text()
     assert "differs from the trusted tests" in edited_pack
+    stubs_pack = (d / "site" / "pairs" / "pair-02-stubs" / "w0_prep.html").read_text()
+    assert "None in the code the pair changed." in stubs_pack  # no flag from the template's files
+    assert "Failing tests (0 of" in stubs_pack and "Not started (" in stubs_pack
+    assert (d / "site" / "exercises.html").is_file()
 
 
 def test_demo_refuses_a_folder_in_use(tmp_path, capsys):
@@ -71,3 +76,12 @@ def test_partial_and_hanging_code_come_from_the_solution_markers():
         "@pytest.mark.parametrize('x', [1, 2])\ndef test_g(x):\n    assert m.g(x) == 2 * x\n"
     )
     assert demo.least_tested(solution, tests) == 1
+
+
+def test_grading_progress_says_how_far_and_how_long():
+    counts = {"jobs done": 2, "jobs failed": 1, "jobs running": 2, "jobs queued": 0}
+    line = demo.grading_progress(counts, 5, 90.0)
+    assert "3 of 5 pushes graded, 2 grading; 90 s so far, about 60 s left" in line
+    assert "left" not in demo.grading_progress(
+        dict(counts, **{"jobs done": 0, "jobs failed": 0}), 5, 9
+    )

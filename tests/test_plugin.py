@@ -81,3 +81,44 @@ def test_bad_timeout_setting_is_a_usage_error(pytester):
     pytester.makepyfile(test_toy="def test_x(): pass\n")
     result = pytester.runpytest()
     result.stderr.fnmatch_lines(["*cohort_test_timeout: 'soon' is not a number of seconds*"])
+
+
+STUBBED = """
+import pytest
+
+def add(a, b):
+    raise NotImplementedError("add: see docs/toy.md#add")
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("a", [1, 2, 3])
+def test_add(a):
+    assert add(a, 1) == a + 1
+
+@pytest.mark.points(1)
+def test_mul():
+    assert 2 * 3 == 5, "mul(2, 3) is 6, expected 5: " + "a long explanation " * 20
+
+@pytest.mark.points(1)
+def test_ok():
+    pass
+"""
+
+
+def test_a_local_run_prints_stubs_in_a_line_real_failures_whole_points_last(pytester):
+    pytester.makepyfile(test_toy=STUBBED)
+    result = pytester.runpytest("--results", "out.json")
+    out = result.stdout.str()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*1 failed, 1 passed, 3 not started*"])
+    assert "raise NotImplementedError" not in out  # no traceback for a stub
+    assert out.count("add: see docs/toy.md#add") == 1  # one line for the exercise
+    assert "add: see docs/toy.md#add (3 tests)" in out
+    assert "a long explanation " * 20 in out.replace("\n      ", "")  # whole, in the table too
+    table = out.index(" cohort grading =")
+    assert (
+        out.index("short test summary info") < table < out.index("toy ") < out.rindex("not started")
+    )
+    assert out.index("FAILED test_toy.py::test_mul") < table
+    assert "FAILED test_toy.py::test_add" not in out
+    data = json.loads((pytester.path / "out.json").read_text())  # outcomes unchanged
+    assert sorted(t["status"] for t in data["tests"]) == ["failed"] * 4 + ["passed"]

@@ -59,3 +59,24 @@ def test_markdown_and_terminal_tables():
     assert "| d | 1/2 | 2/5 |" in md and "a\\|b" in md and "| add | 1024 | 2.00x |" in md
     table = report.terminal_table(sample())
     assert "failed (1):" in table and "test_b[x,y]: 50% off" in table
+
+
+def test_not_started_exercises_take_a_line_each_and_the_points_table_comes_last():
+    items = [Item(f"tests/test_d.py::test_{i}", "d", 1) for i in range(4)]
+    stub = "NotImplementedError: add: see docs/d.md#add\n  at mlab/d.py:3"
+    long = "AssertionError: " + "max abs error 0.5 at [1, 2]; " * 20
+    outcomes = {
+        "tests/test_d.py::test_0": Outcome("tests/test_d.py::test_0", "failed", stub),
+        "tests/test_d.py::test_1": Outcome("tests/test_d.py::test_1", "failed", stub),
+        "tests/test_d.py::test_2": Outcome("tests/test_d.py::test_2", "failed", long),
+        "tests/test_d.py::test_3": Outcome("tests/test_d.py::test_3", "passed"),
+    }
+    res = results.build(items, outcomes)
+    table = report.terminal_table(res)
+    assert table.count("add: see docs/d.md#add") == 1 and "(2 tests)" in table
+    assert long.strip() in table and "failed (1):" in table  # whole, not 160 characters
+    assert table.splitlines()[-1].startswith("total") and "d       1/4" in table
+    md = report.markdown_summary(res)
+    assert (
+        "Not started: 1 exercise(s), 2 test(s)" in md and long.strip() in md and "test_0" not in md
+    )

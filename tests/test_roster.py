@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -149,3 +150,26 @@ def test_nothing_is_created_from_a_bad_roster(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "pairs[1].members: 'Ada' is also in pairs[0]" in err and len(err.splitlines()) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["cohort.toml"]
+
+
+def test_cohort_new_outside_git_takes_the_template_from_disk_and_generate_works(tmp_path, capsys):
+    from tests.test_forge_local import tiny_organizer
+
+    organizer = tiny_organizer(tmp_path / "org")
+    shutil.rmtree(organizer / ".git")  # a downloaded copy, not a clone
+    d = tmp_path / "c"
+    assert main(["new", str(d), "--repo", str(organizer)]) == 0
+    assert "not a git repository" in capsys.readouterr().out
+    assert roster.load(d).template.ref == roster.WORKTREE
+    assert main(["generate", "--dir", str(d)]) == 0
+
+
+def test_store_status_in_an_empty_folder_says_so_and_creates_nothing(tmp_path, capsys):
+    assert main(["store", "status", "--dir", str(tmp_path)]) == 2
+    assert "no cohort.db here" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pair_problems_name_the_pairs():
+    found = problems(GOOD.replace('"Kathy"', '"ada"'))
+    assert any("'ada' is also in pairs[0] = 'pair-01' (pair 'pair-02')" in line for line in found)

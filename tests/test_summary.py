@@ -152,7 +152,7 @@ def test_stuck_lists_repeated_real_failures_only(cohort):
 def test_pair_provided_text_is_escaped_everywhere(cohort):
     report.write_site(cohort)
     pages = list((cohort.dir / "site").rglob("*.html"))
-    assert len(pages) == 1 + 5 + 5
+    assert len(pages) == 2 + 5 + 5  # index, exercises; a page and a pack per pair
     for page in pages:
         text = page.read_text()
         assert "<script" not in text, page
@@ -373,3 +373,169 @@ def test_bench_summary_of_40_pairs_18_days_200_pushes(tmp_path):
         f"`cohort summary` wall {best:.2f} s (best of 3: {', '.join(f'{t:.2f}' for t in times)}), "
         f"CPU {min(cpu):.2f} s; target 2 s: ratio {best / 2:.2f}"
     )
+
+
+# -- what people read: packs, marks on the index, the schedule -------------------------------------
+
+LONG = "AssertionError: softmax(x) for x of shape (4, 7): " + "max abs error 0.31 at [2, 1]; " * 12
+
+
+def _test(day: str, name: str, status: str, output: str = "") -> dict:
+    return {
+        "name": f"tests/test_{day}.py::{name}",
+        "score": 1 if status == "passed" else 0,
+        "max_score": 0 if status == "skipped" else 1,
+        "status": status,
+        "output": output,
+        "tags": [day],
+    }
+
+
+@pytest.fixture
+def marked(tmp_path) -> roster.Roster:
+    """Three pairs on two days, one of them not released yet: alpha has every kind of trouble,
+    beta finished late with edited tests, idle never pushed; a template whose w0_prep ships a
+    line the static scan flags."""
+    c = tmp_path / "c"
+    c.mkdir()
+    (c / "cohort.toml").write_text(
+        '[cohort]\nname = "marks"\n[template]\nrepo = "."\n'
+        + "".join(
+            f'[[pairs]]\nname = "{p}"\nmembers = ["{p}-a"]\n' for p in ("alpha", "beta", "idle")
+        )
+        + "[days]\nw0_prep = { release = 2026-01-05T00:00:00Z, deadline = 2026-01-06T18:00:00Z }\n"
+        "w1d1_raytracing = { release = 2099-01-05T00:00:00Z, deadline = 2099-01-06T18:00:00Z }\n"
+    )
+    (c / "template" / "mlab").mkdir(parents=True)
+    (c / "template" / "mlab" / "w0_prep.py").write_text("import sys\nsys.exit(0)  # shipped\n")
+    day = "w0_prep"
+    diff = "--- stubs/mlab/w0_prep.py\n+++ pair/mlab/w0_prep.py\n+return a + b\n-raise NotImplementedError\n"
+    a = doc("alpha", "a0", at(0), {day: (1, 5), "w1d1_raytracing": (0, 1)}, diffs={day: diff})
+    a["tests"] = [
+        _test(
+            day, "test_todo", "failed", "NotImplementedError: add: see docs/w0_prep.md#add\n  at x"
+        ),
+        _test(day, "test_real", "failed", LONG),
+        _test(day, "test_hang", "failed", "timed out after 30 s, interrupted at mlab/w0_prep.py:3"),
+        _test(
+            day, "test_dies", "failed", "the test process killed by SIGSEGV while running this test"
+        ),
+        _test(day, "test_ok", "passed"),
+        _test(day, "test_gpu", "skipped", "needs a CUDA GPU: runs on the GPU runner"),
+        _test("w1d1_raytracing", "test_rays", "failed", "NotImplementedError: rays"),
+    ]
+    a["extra_data"]["days"][day].update(passed=1, total=5)
+    a["extra_data"]["flags"] = [
+        {
+            "file": "mlab/w0_prep.py",
+            "line": 2,
+            "why": "exits the process",
+            "code": "sys.exit(0)  # shipped",
+        },
+        {"file": "mlab/w0_prep.py", "line": 9, "why": "exits the process", "code": "os._exit(1)"},
+    ]
+    keep(c, a)
+    b = doc("beta", "b0", at(40), {day: (3, 3)}, edited_tests=["test_w0_prep.py"])
+    keep(c, b)
+    return roster.load(c)
+
+
+def _row(index: str, pair: str) -> str:
+    start = index.index(f'href="pairs/{pair}.html"')
+    return index[start : index.index("</tr>", start)]
+
+
+def test_the_index_marks_trouble_schedule_last_push_and_days_done(marked):
+    index = report.write_site(marked).index.read_text()
+    alpha, beta, idle = (_row(index, p) for p in ("alpha", "beta", "idle"))
+    for mark in ("timeout", "crash", "flags"):
+        assert f'class="badge {mark}"' in alpha and f'class="badge {mark}"' not in beta
+    assert 'class="badge edited"' in beta and 'class="badge late"' in beta
+    assert 'class="badge late"' not in alpha and "edited" not in alpha
+    assert "no push" in idle and "never" in idle and "0/0" not in idle
+    assert "2026-01-05 09:00" in alpha and "2026-01-07 01:00" in beta  # last push column
+    assert "due 01-06 18:00" in index and "not released" in index
+    assert 'class="cell unreleased"' in alpha  # graded early, shown as not released
+    assert index.count("1 of 3</td>") == 1 and "0 of 3</td>" in index  # w0_prep, w1d1
+    assert "1 of 3 done" in index  # the days-done chart
+
+
+def test_a_pack_puts_real_failures_first_whole_and_stubs_apart(marked):
+    report.write_site(marked)
+    pack = (marked.dir / "site" / "pairs" / "alpha" / "w0_prep.html").read_text()
+    assert "Failing tests (3 of 5)" in pack and "Not started (1 of 5)" in pack
+    assert "<td>1/5 (1 skipped)</td>" in pack and "Skipped (1, not counted)" in pack
+    assert pack.index("test_real") < pack.index("Not started") < pack.index("test_todo")
+    assert escape_html(LONG) in pack  # the whole message, not its first 200 characters
+    assert (
+        "os._exit(1)" in pack and "sys.exit(0)" not in pack
+    )  # the template's own line is not flagged
+
+
+def escape_html(text: str) -> str:
+    from html import escape
+
+    return escape(text)
+
+
+def _bench(speedup: float) -> list[dict]:
+    test = "tests/test_w1d6_kernels.py::test_matmul_speed"
+    return [
+        {
+            "test": test,
+            "name": "matmul",
+            "shape": s,
+            "time_s": 1.0,
+            "ref_time_s": speedup,
+            "speedup": speedup,
+            "note": "",
+        }
+        for s in ("(64, 64)", "(256, 256)")
+    ]
+
+
+def test_exercises_page_puts_the_hardest_first_with_time_to_pass(marked):
+    later = json.loads((marked.dir / store.results_path("alpha", "a0")).read_text())
+    later["extra_data"].update(commit="a1", pushed_at=at(2))
+    for t in later["tests"]:
+        if t["name"].endswith("test_real"):
+            t.update(status="passed", output="", score=1)
+    keep(marked.dir, later)
+    report.write_site(marked)
+    page = (marked.dir / "site" / "exercises.html").read_text()
+    rows = page.split("<tr>")[2:]
+    names = [r.split("<code>")[1].split("</code>")[0] for r in rows]
+    assert names.index("test_hang") < names.index("test_real") and "test_rays" not in page
+    real = rows[names.index("test_real")]
+    assert "1 of 3" in real and "2.0 h" in real, real  # a0 at 09:00 failed it, a1 at 11:00 passed
+    hang = rows[names.index("test_hang")]
+    assert "timed out after 30 s" in hang and "0 of 3" in hang
+
+
+def test_benchmark_leaderboards_rank_gpu_runs_and_mark_cpu_ones(marked):
+    gpu = {"kind": "gpu", "gpu": "NVIDIA H200"}
+    keep(
+        marked.dir,
+        doc("alpha", "k0", at(1), {"w1d6_kernels": (1, 1)}, benchmarks=_bench(1.5), runner=gpu),
+    )
+    keep(
+        marked.dir,
+        doc("alpha", "k1", at(2), {"w1d6_kernels": (1, 1)}, benchmarks=_bench(3.0), runner=gpu),
+    )
+    keep(
+        marked.dir,
+        doc("alpha", "k2", at(3), {"w1d6_kernels": (1, 1)}, benchmarks=_bench(0.5), runner=gpu),
+    )
+    cpu = {"kind": "cpu", "gpu": None}
+    keep(
+        marked.dir,
+        doc("beta", "k3", at(1), {"w1d6_kernels": (1, 1)}, benchmarks=_bench(9.0), runner=cpu),
+    )
+    index = report.write_site(marked).index.read_text()
+    board = index[index.index("<h2>Benchmarks</h2>") :]
+    assert "w1d6_kernels: <code>matmul</code>" in board
+    alpha, beta = board.index(">alpha</a>"), board.index(">beta</a>")
+    assert (
+        alpha < beta and "3.00x" in board and "<code>k1</code>" in board
+    )  # best commit, not latest
+    assert "CPU: correctness only" in board[beta:] and "9.00x" not in board

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -28,6 +29,15 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def _has_commits(repo: Path) -> bool:
+    """Is `repo` a git repository with a HEAD commit (else the template is taken from disk)?"""
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+        capture_output=True,
+    )
+    return proc.returncode == 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "new",
@@ -50,10 +60,15 @@ def run(args: argparse.Namespace) -> int:
     repo = find_organizer_repo(args.repo)
     days = available_days(repo / "template" / "tests") or [d.name for d in DAYS]
     start = date.today() + timedelta(days=7 - date.today().weekday())  # next Monday
-    text = roster.example(args.name or args.dir.resolve().name, repo, days, start)
+    ref = "HEAD" if _has_commits(repo) else roster.WORKTREE
+    text = roster.example(args.name or args.dir.resolve().name, repo, days, start, ref)
     roster.parse(text, path)  # the example must be valid before it is written
     args.dir.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+    if ref == roster.WORKTREE:
+        print(
+            f"{repo} is not a git repository with commits: template.ref = {ref!r} (files on disk)"
+        )
     print(
         f"wrote {path}: edit the pairs, TAs and dates, then run `cohort generate --dir {args.dir}`"
     )

@@ -23,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
         raise store.StoreError(f"{args.dir}: no such cohort directory")
+    if args.action == "status" and not (args.dir / store.DB_NAME).exists():
+        raise store.StoreError(
+            f"{args.dir}: no {store.DB_NAME} here (not a cohort directory, or nothing pushed yet)"
+        )
     db = store.connect(args.dir)
     try:
         if args.action == "rebuild":

@@ -34,6 +34,11 @@ def record(cohort_dir: Path, pair: str, lines: list[str]) -> list[str]:
             told.append(
                 f"cohort: {ref.removeprefix('refs/heads/')} at {new[:10]} queued for grading (job {job})"
             )
+        page = Path(cohort_dir).resolve() / "site" / "pairs" / f"{pair}.html"
+        told.append(f"cohort: results, once graded: {page}")
+        told.append(
+            f"cohort: or in a terminal: cohort status --dir {Path(cohort_dir).resolve()} --pair {pair}"
+        )
         return told
     finally:
         db.close()

@@ -1,9 +1,11 @@
 """The grading pytest plugin (registered as a `pytest11` entry point).
 
-Markers: `points(n)`, `gpu`, `bench`, `slow`. In a plain `pytest` run it prints a table per day
-and, with `--results PATH`, writes `results.json`; under GitHub Actions it also writes the job
-summary, error annotations and the `Points X/Y` notice. Run by `cohort grade` (COHORT_EVENTS_FD
-set), it only streams events into the parent's pipe; the parent keeps the score.
+Markers: `points(n)`, `gpu`, `bench`, `slow`. In a plain `pytest` run, tests that fail with a
+stub's NotImplementedError count as "not started" (a line per exercise, no traceback), real
+failures show in full and the points table per day comes last; with `--results PATH` it writes
+`results.json`; under GitHub Actions it also writes the job summary, error annotations and the
+`Points X/Y` notice. Run by `cohort grade` (COHORT_EVENTS_FD set), it only streams events into
+the parent's pipe; the parent keeps the score.
 """
 
 from __future__ import annotations
@@ -186,12 +188,24 @@ class Grading:
             ran, self.outcomes, self.benchmarks, execution_time=time.monotonic() - self._started
         )
 
-    def pytest_terminal_summary(self, terminalreporter) -> None:
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
+        """In a local run, a test failing with the stub's NotImplementedError is "not started":
+        no traceback, no line in the short summary, counted apart in the last line (the outcome
+        recorded for the score is unchanged, and `cohort grade` runs are left as they are)."""
+        if self.events is None and report.failed and _not_started(report):
+            return "not started", "n", "NOT STARTED"
+        return None
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter):
+        """Around pytest's own summary, so the points table comes after the failures and the short
+        summary: the last thing a pair reads before the counts."""
+        result = yield
         if self.events:
-            return
+            return result
         res = self.results()
         if not any(item.points for item in self.items) and not self.collect_errors:
-            return  # not a graded run (no test carries points)
+            return result  # not a graded run (no test carries points)
         terminalreporter.section("cohort grading")
         terminalreporter.write_line(report.terminal_table(res))
         path = _setting(self.config, "cohort_results", "COHORT_RESULTS")
@@ -199,6 +213,7 @@ class Grading:
             results.write(res, Path(path))
             terminalreporter.write_line(f"results written to {path}")
         report.publish_to_github(res, terminalreporter.write_line)
+        return result
 
     def pytest_unconfigure(self) -> None:
         if self.events:
@@ -215,6 +230,12 @@ def _outcome(nodeid: str, phases: list[pytest.TestReport]) -> Outcome:
             reason = r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr)
             return Outcome(nodeid, "skipped", reason.removeprefix("Skipped: "), duration)
     return Outcome(nodeid, "passed", "", duration)
+
+
+def _not_started(rep: pytest.TestReport) -> bool:
+    """Did the test fail with a stub's NotImplementedError (the exercise is not started)?"""
+    crash = getattr(rep.longrepr, "reprcrash", None)
+    return rep.when == "call" and crash is not None and crash.message.startswith(report.TODO)
 
 
 def _failure_text(report: pytest.TestReport) -> str:

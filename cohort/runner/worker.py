@@ -142,6 +142,7 @@ class Worker:
             f"{time.monotonic() - started:.1f} s ({len(extra['graded_days'])} days graded, "
             f"{len(extra['carried_days'])} carried over)"
         )
+        report.refresh(self.roster, self.say)  # the pair's pages show this job at once
 
     def keep(self, doc: dict, days: list[str]) -> None:
         """Write the commit's results.json as it stands, then store `days` of it."""
