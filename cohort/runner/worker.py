@@ -14,7 +14,6 @@ its job back, and one that is killed leaves it to be taken again when the lease 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import shutil
 import signal
@@ -37,7 +36,6 @@ from cohort.grading.static import scan_pair_code
 from cohort.runner import queue, review
 
 SCRATCH_DIR = "scratch"
-SITE_LOCK = ".site.lock"
 POLL_S = 0.5
 EXPECTED = (sandbox.GradeError, store.StoreError, ForgeError)  # reported in one line, no traceback
 
@@ -142,7 +140,6 @@ class Worker:
             f"{time.monotonic() - started:.1f} s ({len(extra['graded_days'])} days graded, "
             f"{len(extra['carried_days'])} carried over)"
         )
-        report.refresh(self.roster, self.say)  # the pair's pages show this job at once
 
     def keep(self, doc: dict, days: list[str]) -> None:
         """Write the commit's results.json as it stands, then store `days` of it."""
@@ -154,16 +151,11 @@ class Worker:
         self.refresh_site()
 
     def refresh_site(self) -> None:
-        """Rewrite the dashboard, once `cohort summary` has written one, so the pair's pages
-        show the day now (one worker at a time; a failure costs the job nothing)."""
-        if not (self.dir / report.SITE_DIR / "index.html").exists():
-            return
-        try:
-            with (self.dir / SITE_LOCK).open("w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                report.write_site(self.roster)
-        except Exception as e:  # the grade is stored; the next summary writes the site
-            self.say(f"could not refresh the dashboard: {(str(e).splitlines() or [repr(e)])[0]}")
+        """Rewrite the dashboard, once `cohort summary` has written one, so the pair's pages show
+        the day now (`write_site` takes turns with other writers on a lock; a failure costs the
+        job nothing)."""
+        if (self.dir / report.SITE_DIR / "index.html").exists():
+            report.refresh(self.roster, self.say)
 
     def plan(
         self, job: queue.Job, days: list[str], files: dict[str, str], prints: dict[str, str]
