@@ -109,8 +109,13 @@ def sample(
         probs = (out.logits[:, -1].float() / temperature).softmax(-1)  # (b, V)
         next_token = torch.multinomial(probs, 1, generator=generator)  # (b, 1)
         tokens.append(next_token)
-        if i + 1 < gen_len:
-            out = model(next_token, past_key_values=out.past_key_values, use_cache=True)
+        if i + 1 < gen_len:  # transformers 5 names the cache `cache`, 4.x `past_key_values`
+            kv = (
+                {"cache": out.cache}
+                if hasattr(out, "cache")
+                else {"past_key_values": out.past_key_values}
+            )
+            out = model(next_token, use_cache=True, **kv)
     return torch.cat(tokens, dim=1)
 
 

@@ -106,7 +106,9 @@ def test_make_reference_model():
     policy = m.TransformerWithValueHead(h.tiny_gpt2(seed=2))
     ref = m.make_reference_model(policy)
     what = "make_reference_model(policy)"
-    expect(isinstance(ref, m.GPT2LMHeadModel), f"{what}: return a GPT2LMHeadModel (the policy's base)")
+    expect(
+        isinstance(ref, m.GPT2LMHeadModel), f"{what}: return a GPT2LMHeadModel (the policy's base)"
+    )
     expect(ref is not policy.base, f"{what} returned policy.base itself: make a separate copy")
     ours = {p.data_ptr() for p in policy.parameters()}
     shared = [n for n, p in ref.named_parameters() if p.data_ptr() in ours]
@@ -164,7 +166,9 @@ def test_reward_char_frequency():
     got = m.reward_char_frequency(texts, "e")
     expected = torch.tensor([t.count("e") / len(t) if t else 0.0 for t in texts])
     assert_close(got, expected, what=f"reward_char_frequency({texts}, 'e')")
-    expect(got.dtype == torch.float32, f"reward_char_frequency: dtype {got.dtype}, expected float32")
+    expect(
+        got.dtype == torch.float32, f"reward_char_frequency: dtype {got.dtype}, expected float32"
+    )
 
 
 @points(1)
@@ -210,7 +214,9 @@ def test_kl_penalized_rewards(kl_coef):
     scores = torch.randn(4)
     logprobs, ref_logprobs = -torch.rand(4, 6) * 3, -torch.rand(4, 6) * 3
     got = m.kl_penalized_rewards(scores, logprobs.clone(), ref_logprobs.clone(), kl_coef)
-    what = f"kl_penalized_rewards(scores (4,), logprobs (4, 6), ref_logprobs (4, 6), beta={kl_coef})"
+    what = (
+        f"kl_penalized_rewards(scores (4,), logprobs (4, 6), ref_logprobs (4, 6), beta={kl_coef})"
+    )
     expected = torch.stack(
         [
             -kl_coef * (logprobs[:, t] - ref_logprobs[:, t]) + (scores if t == 5 else 0)

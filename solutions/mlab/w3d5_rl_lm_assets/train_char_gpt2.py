@@ -67,9 +67,11 @@ def main() -> None:
     warmup = 100
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda k: min(1, (k + 1) / warmup)
-        * 0.5
-        * (1 + math.cos(math.pi * min(k, args.steps) / args.steps)),
+        lambda k: (
+            min(1, (k + 1) / warmup)
+            * 0.5
+            * (1 + math.cos(math.pi * min(k, args.steps) / args.steps))
+        ),
     )
     gen = torch.Generator().manual_seed(args.seed)
     n = cfg.n_positions
@@ -85,7 +87,9 @@ def main() -> None:
         optimizer.step()
         schedule.step()
         if step % 250 == 0 or step == args.steps - 1:
-            print(f"step {step:5d}  loss {loss.item():.3f}  {time.time() - start:.0f} s", flush=True)
+            print(
+                f"step {step:5d}  loss {loss.item():.3f}  {time.time() - start:.0f} s", flush=True
+            )
     model.eval()
     save_pretrained(model, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} KB)")
