@@ -229,8 +229,8 @@ class RLHFArgs:
     gen_len: int = 16
     temperature: float = 1.0
     n_steps: int = 20  # rollouts (each followed by one `ppo_update`)
-    learning_rate: float = 1e-3
-    init_kl_coef: float = 0.1  # beta
+    learning_rate: float = 3e-4
+    init_kl_coef: float = 0.3  # beta
     adaptive_kl: bool = False
     target_kl: float = 1.0  # of the adaptive controller: KL(pi || pi_ref) per completion
     kl_horizon: int = 100
@@ -357,16 +357,16 @@ def train_rlhf(
 ) -> tuple[TransformerWithValueHead, GPT2LMHeadModel, list[dict[str, float]]]:
     """PPO on the toy reward, `args.n_steps` rollouts, from `base` (default `load_pretrained()`).
 
-    Seeding: `torch.manual_seed(args.seed)` before building the policy (the value head's init),
-    one `torch.Generator().manual_seed(args.seed)` for sampling and another, seeded the same, for
-    the minibatch permutations. The reference model is made from the policy before any update;
+    Seeding: `torch.manual_seed(args.seed)` (given, after loading the base) before building the
+    policy (the value head's init), one `torch.Generator().manual_seed(args.seed)` for sampling
+    and another, seeded the same, for the minibatch permutations. The reference model is made from the policy before any update;
     Adam with `args.learning_rate` over all the policy's parameters; beta from an
     `AdaptiveKLController(args.init_kl_coef, args.target_kl, args.kl_horizon)`, updated after each
     rollout with the memory's `kl` (n_steps 1) when `args.adaptive_kl`. Each step appends
     {"reward": mean raw score, "kl": memory.kl, "kl_coef": the beta the rollout used} to the
     history. Returns the policy, the reference model and the history.
     """
-    torch.manual_seed(args.seed)
     base = load_pretrained() if base is None else base
+    torch.manual_seed(args.seed)
     tokenizer = CharTokenizer()
     raise NotImplementedError("train_rlhf: see docs/w3d5_rl_lm.md#train_rlhf")

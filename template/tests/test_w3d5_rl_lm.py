@@ -336,7 +336,7 @@ def test_ppo_loss():
     expected, pg, v, ent = h.direct_ppo_loss(logits, values, mb, args.prefix_len, 0.2, 0.7, 0.05)
     expect(isinstance(stats, dict), f"{what}: return (loss, a dict of statistics)")
     for name, want in (("pg_loss", pg), ("v_loss", v), ("entropy", ent)):
-        got = stats.get(name)
+        got, want = stats.get(name), want.detach()
         expect(
             got is not None and abs(got - float(want)) < 1e-4 * max(1, abs(float(want))),
             f"{what}: stats[{name!r}] = {got}, expected {float(want):.6g}",
@@ -423,48 +423,51 @@ def test_train_rlhf_wiring():
 
 # -- whole runs (slow) -------------------------------------------------------------------------
 
-REWARD_MARGIN = 0.1  # the rise of the mean frequency of "e", first step to the last three
-KL_BOUND = 8.0  # nats per completion of 16 characters, at beta = 0.1
+BETA, SMALL_BETA = 0.3, 0.03  # the default beta, and a tenth of it
+REWARD_MARGIN = 0.08  # the rise of the mean frequency of "e", first rollout to the last three
+KL_BOUND = 15.0  # nats per completion of 16 characters, at the default beta
 
 
 @functools.cache
-def run(kl_coef: float):
-    args = m.RLHFArgs(init_kl_coef=kl_coef)
-    _, _, history = m.train_rlhf(args, base=pretrained())
+def run(kl_coef: float) -> list[dict[str, float]]:
+    _, _, history = m.train_rlhf(m.RLHFArgs(init_kl_coef=kl_coef), base=pretrained())
     return history
+
+
+def last3(history: list[dict[str, float]], key: str) -> float:
+    return sum(row[key] for row in history[-3:]) / 3
 
 
 @pytest.mark.slow
 @points(4)
 def test_train_rlhf_reward_rises():
-    """Default RLHFArgs (20 rollouts of 32 x 16 characters, beta 0.1). Calibrated with the
-    reference solution: see the docstring numbers in docs/w3d5_rl_lm.md."""
-    history = run(0.1)
-    first = history[0]["reward"]
-    last = sum(r["reward"] for r in history[-3:]) / 3
-    kl = sum(r["kl"] for r in history[-3:]) / 3
-    what = "train_rlhf(default RLHFArgs: 20 steps, beta 0.1, reward: frequency of 'e')"
+    """Default RLHFArgs: 20 rollouts of 32 x 16 characters, beta 0.3, learning rate 3e-4. Calibrated
+    with the reference on seeds 0-3: the reward rose by 0.15 to 0.20 (from about 0.09, seed 0:
+    0.177), the KL ended at 8.0 to 10.1 nats; with beta 0.03 at 31 to 39. About 15 s of CPU."""
+    history = run(BETA)
+    first, last, kl = history[0]["reward"], last3(history, "reward"), last3(history, "kl")
+    what = f"train_rlhf(default RLHFArgs: 20 rollouts, beta {BETA}, reward: frequency of 'e')"
     expect(
         last - first >= REWARD_MARGIN,
-        f"{what}: mean reward went from {first:.3f} to {last:.3f} (last 3 steps), expected a rise "
-        f"of at least {REWARD_MARGIN}. Pass the unit tests first; check the signs in ppo_loss.",
+        f"{what}: the mean reward went from {first:.3f} (first rollout) to {last:.3f} (last 3), "
+        f"expected a rise of at least {REWARD_MARGIN}. Pass the unit tests first; check the signs "
+        "in ppo_loss and in the rewards.",
     )
     expect(
         0 < kl <= KL_BOUND,
-        f"{what}: KL(pi || pi_ref) per completion over the last 3 steps is {kl:.3f}, expected in "
-        f"(0, {KL_BOUND}]: is the KL penalty in the rewards?",
+        f"{what}: KL(pi || pi_ref) per completion over the last 3 rollouts is {kl:.3f}, expected "
+        f"in (0, {KL_BOUND:g}]: is the KL penalty in the rewards, with beta = kl_coef?",
     )
 
 
 @pytest.mark.slow
 @points(2)
 def test_train_rlhf_larger_beta_smaller_kl():
-    small, large = run(0.1), run(1.0)
-    kl_small = sum(r["kl"] for r in small[-3:]) / 3
-    kl_large = sum(r["kl"] for r in large[-3:]) / 3
+    kl_small_beta = last3(run(SMALL_BETA), "kl")
+    kl_beta = last3(run(BETA), "kl")
     expect(
-        kl_large < 0.7 * kl_small,
-        f"train_rlhf with beta 1.0 ends at KL {kl_large:.3f} per completion, with beta 0.1 at "
-        f"{kl_small:.3f}: a larger KL coefficient must keep the policy closer to the reference "
-        "(expected below 0.7 times)",
+        kl_beta < 0.5 * kl_small_beta,
+        f"train_rlhf with beta {BETA} ends at a KL of {kl_beta:.3f} per completion, with beta "
+        f"{SMALL_BETA} at {kl_small_beta:.3f}: a larger KL coefficient must keep the policy closer "
+        "to the reference (expected below half)",
     )
