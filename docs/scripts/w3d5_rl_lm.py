@@ -1,7 +1,7 @@
 """Figures for docs/w3d5_rl_lm.md, drawn with the reference solutions.
 
 Run from the repository root: `python docs/scripts/w3d5_rl_lm.py`. Three PPO runs on the toy
-reward (beta 0.1, beta 1.0, and the adaptive controller) of 30 rollouts each: about two minutes
+reward (beta 0.03, beta 0.3, and the adaptive controller) of 30 rollouts each: about two minutes
 on 2 cores. Prints sample completions before and after for the docs page.
 """
 
@@ -22,10 +22,10 @@ from mlab import w3d5_rl_lm as m  # noqa: E402
 
 IMG = ROOT / "docs" / "img"
 RUNS = {
-    "beta 0.1": m.RLHFArgs(n_steps=30, init_kl_coef=0.1),
-    "beta 1.0": m.RLHFArgs(n_steps=30, init_kl_coef=1.0),
-    "adaptive (target KL 2)": m.RLHFArgs(
-        n_steps=30, init_kl_coef=0.1, adaptive_kl=True, target_kl=2.0, kl_horizon=10
+    "beta 0.03": m.RLHFArgs(n_steps=30, init_kl_coef=0.03),
+    "beta 0.3 (default)": m.RLHFArgs(n_steps=30),
+    "adaptive from 0.03, target KL 5": m.RLHFArgs(
+        n_steps=30, init_kl_coef=0.03, adaptive_kl=True, target_kl=5.0, kl_horizon=2
     ),
 }
 
