@@ -51,10 +51,11 @@ def pretrained() -> m.GPT2LMHeadModel:
 
 
 def perturbed_policy(seed: int = 0, scale: float = 0.02) -> tuple[nn.Module, nn.Module]:
-    """(policy, its reference model): the policy's base is the pretrained model plus seeded noise,
-    so that policy and reference differ (KL > 0) and a mix-up between them shows."""
+    """(policy, its reference model). The policy is the helpers' stand-in for
+    TransformerWithValueHead (these graders do not depend on yours); its base is the pretrained
+    model plus seeded noise, so that policy and reference differ (KL > 0) and a mix-up shows."""
     torch.manual_seed(seed)
-    policy = m.TransformerWithValueHead(pretrained())
+    policy = h.Policy(pretrained())
     ref = copy.deepcopy(policy.base).requires_grad_(False)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -103,7 +104,7 @@ def test_transformer_with_value_head():
 
 @points(2)
 def test_make_reference_model():
-    policy = m.TransformerWithValueHead(h.tiny_gpt2(seed=2))
+    policy = h.Policy(h.tiny_gpt2(seed=2))
     ref = m.make_reference_model(policy)
     what = "make_reference_model(policy)"
     expect(

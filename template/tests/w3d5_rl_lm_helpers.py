@@ -75,3 +75,20 @@ def direct_ppo_loss(logits, values, mb, prefix_len, clip_coef, vf_coef, ent_coef
 
 def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for _, p in sorted(model.named_parameters())])
+
+
+class Policy(torch.nn.Module):
+    """A stand-in for TransformerWithValueHead with the same interface (`base`, `value_head`,
+    forward -> (logits, values)), so that the graders of later exercises do not depend on yours."""
+
+    def __init__(self, base: GPT2LMHeadModel):
+        super().__init__()
+        d = base.config.n_embd
+        self.base = base
+        self.value_head = torch.nn.Sequential(
+            torch.nn.Linear(d, 4 * d), torch.nn.ReLU(), torch.nn.Linear(4 * d, 1)
+        )
+
+    def forward(self, input_ids: torch.Tensor):
+        out = self.base(input_ids, output_hidden_states=True)
+        return out.logits, self.value_head(out.hidden_states[-1])[..., 0]
