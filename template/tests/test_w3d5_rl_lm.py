@@ -325,6 +325,14 @@ def fixed_memory(policy, args: m.RLHFArgs, seed: int = 0) -> m.Memory:
     return m.Memory(tokens, old, old - 0.1, values, scores, advantages, advantages, returns)
 
 
+PPO_HINTS = {
+    "pg_loss": "L_clip = -mean(min(r A, clip(r, 1 - eps, 1 + eps) A)), the advantages normalized "
+    "over the minibatch's tokens, log-probabilities read at positions p - 1 .. s - 2.",
+    "v_loss": "L_V = 0.5 mean(max((V - R)^2, (V_clip - R)^2)), values at positions p - 1 .. s - 2.",
+    "entropy": "the mean entropy of the next-token distributions at positions p - 1 .. s - 2.",
+}
+
+
 @points(3)
 def test_ppo_loss():
     policy, _ = perturbed_policy(seed=2)
@@ -340,7 +348,7 @@ def test_ppo_loss():
         got, want = stats.get(name), want.detach()
         expect(
             got is not None and abs(got - float(want)) < 1e-4 * max(1, abs(float(want))),
-            f"{what}: stats[{name!r}] = {got}, expected {float(want):.6g}",
+            f"{what}: stats[{name!r}] = {got}, expected {float(want):.6g}. {PPO_HINTS[name]}",
         )
     assert_close(
         loss,
@@ -374,7 +382,15 @@ def test_ppo_update(snapshot):
         assert_close(
             getattr(memory, f).float(), getattr(kept, f).float(), what=f"{what}: memory.{f} changed"
         )
-    snapshot.check("parameters", h.flat_parameters(policy), atol=2e-5, rtol=1e-3)
+    try:
+        snapshot.check("parameters", h.flat_parameters(policy), atol=2e-5, rtol=1e-3)
+    except pytest.fail.Exception as e:
+        pytest.fail(
+            f"{what}: the parameters after the update differ from the reference's. Pass "
+            "test_ppo_loss first; then check the order of random draws (one randperm per epoch), "
+            f"zero_grad / backward / clip_grad_norm_ / step per minibatch. {e}",
+            pytrace=False,
+        )
 
 
 @points(2)
