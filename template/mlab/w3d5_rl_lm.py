@@ -21,11 +21,14 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
-from transformers import GPT2Config, GPT2LMHeadModel
+
+if TYPE_CHECKING:  # transformers is imported where it is used: it takes seconds to import
+    from transformers import GPT2Config, GPT2LMHeadModel
 
 ASSETS = Path(__file__).resolve().parent / "w3d5_rl_lm_assets"
 
@@ -62,6 +65,8 @@ class CharTokenizer:
 def char_gpt2_config(vocab_size: int = len(CHARS)) -> GPT2Config:
     """The pretrained model's shape: 2 layers, 4 heads, width 64, context 64, no dropout (so
     train and eval mode compute the same thing, and the graders are deterministic)."""
+    from transformers import GPT2Config
+
     return GPT2Config(
         vocab_size=vocab_size,
         n_positions=64,
@@ -84,6 +89,8 @@ def save_pretrained(model: GPT2LMHeadModel, path: Path | str) -> None:
 
 def load_pretrained(path: Path | str = ASSETS / "char_gpt2.pt") -> GPT2LMHeadModel:
     """The small character-level GPT-2 trained by `w3d5_rl_lm_assets/train_char_gpt2.py`."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
     blob = torch.load(path, map_location="cpu", weights_only=True)
     model = GPT2LMHeadModel(GPT2Config.from_dict(blob["config"]))
     state = {k: v.float() for k, v in blob["state_dict"].items()}

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import torch
 from torch.distributions import Categorical
-from transformers import GPT2Config, GPT2LMHeadModel
 
 
-def tiny_gpt2(seed: int = 0, vocab_size: int = 23, n_embd: int = 16) -> GPT2LMHeadModel:
+def tiny_gpt2(seed: int = 0, vocab_size: int = 23, n_embd: int = 16):
     """A tiny random GPT-2 (2 layers, no dropout) for the fast tests."""
+    from transformers import GPT2Config, GPT2LMHeadModel  # slow to import: only when needed
+
     torch.manual_seed(seed)
     cfg = GPT2Config(
         vocab_size=vocab_size,
@@ -81,7 +82,7 @@ class Policy(torch.nn.Module):
     """A stand-in for TransformerWithValueHead with the same interface (`base`, `value_head`,
     forward -> (logits, values)), so that the graders of later exercises do not depend on yours."""
 
-    def __init__(self, base: GPT2LMHeadModel):
+    def __init__(self, base):
         super().__init__()
         d = base.config.n_embd
         self.base = base
