@@ -385,7 +385,9 @@ def test_ppo_update(snapshot):
             getattr(memory, f).float(), getattr(kept, f).float(), what=f"{what}: memory.{f} changed"
         )
     try:
-        snapshot.check("parameters", h.flat_parameters(policy), atol=2e-5, rtol=1e-3)
+        snapshot.check(
+            "parameters", h.flat_parameters(policy)[::16], atol=2e-5, rtol=1e-3
+        )  # every 16th of the 124k parameters: a small snapshot
     except pytest.fail.Exception as e:
         pytest.fail(
             f"{what}: the parameters after the update differ from the reference's. Pass "
