@@ -75,6 +75,79 @@ def synthetic_hidden_states(
     return SyntheticStates(x_plus, x_minus, labels, truth, offset, distractors)
 
 
+# -- given: generated true and false statements ------------------------------------------------
+
+CAPITALS = {
+    "France": "Paris",
+    "Italy": "Rome",
+    "Spain": "Madrid",
+    "Germany": "Berlin",
+    "Japan": "Tokyo",
+    "Egypt": "Cairo",
+    "Kenya": "Nairobi",
+    "Peru": "Lima",
+    "Canada": "Ottawa",
+    "Greece": "Athens",
+    "Norway": "Oslo",
+    "Russia": "Moscow",
+}
+KINDS = {  # thing -> its category; a false statement puts a thing in another category
+    "dog": "animal",
+    "cat": "animal",
+    "horse": "animal",
+    "eagle": "animal",
+    "rose": "plant",
+    "oak": "plant",
+    "tulip": "plant",
+    "fern": "plant",
+    "hammer": "tool",
+    "saw": "tool",
+    "wrench": "tool",
+    "drill": "tool",
+    "apple": "fruit",
+    "banana": "fruit",
+    "cherry": "fruit",
+    "lemon": "fruit",
+}
+
+
+def make_statements(n: int, seed: int = 0) -> tuple[list[str], Int[Tensor, " n"]]:
+    """n simple statements, half of them true (label 1), of four kinds drawn at random: sums
+    ("3 plus 4 is 7."), comparisons ("9 is larger than 2."), capitals and categories."""
+    g = torch.Generator().manual_seed(seed)
+
+    def pick(options):
+        return options[int(torch.randint(len(options), (1,), generator=g))]
+
+    countries, things, kinds = list(CAPITALS), list(KINDS), sorted(set(KINDS.values()))
+    statements, labels = [], torch.arange(n) % 2
+    labels = labels[torch.randperm(n, generator=g)]
+    for true in labels.tolist():
+        kind = int(torch.randint(4, (1,), generator=g))
+        if kind == 0:
+            a, b = (int(v) for v in torch.randint(1, 20, (2,), generator=g))
+            c = a + b if true else a + b + pick([-3, -2, -1, 1, 2, 3])
+            statements.append(f"{a} plus {b} is {c}.")
+        elif kind == 1:
+            a, b = (int(v) for v in torch.randperm(50, generator=g)[:2] + 1)
+            a, b = (max(a, b), min(a, b)) if true else (min(a, b), max(a, b))
+            statements.append(f"{a} is larger than {b}.")
+        elif kind == 2:
+            country = pick(countries)
+            city = (
+                CAPITALS[country]
+                if true
+                else CAPITALS[pick([c for c in countries if c != country])]
+            )
+            statements.append(f"The capital of {country} is {city}.")
+        else:
+            thing = pick(things)
+            category = KINDS[thing] if true else pick([k for k in kinds if k != KINDS[thing]])
+            article = "an" if category[0] in "aeiou" else "a"
+            statements.append(f"A {thing} is {article} {category}.")
+    return statements, labels
+
+
 # -- contrast pairs from a real model ----------------------------------------------------------
 
 TEMPLATE_PLUS = "{} This is true."

