@@ -59,18 +59,23 @@ def synthetic_figure() -> None:
         (axes[0], (s.x_plus, s.x_minus), "raw states"),
         (axes[1], (x_plus * s.x_plus.std(0), x_minus * s.x_minus.std(0)), "centred per class"),
     ):
-        for x, marker, half in ((a, "o", "x+"), (b, "^", "x-")):
-            xy = x @ plane  # (n, 2): coordinates along offset and truth
-            for label, color in ((1, "tab:green"), (0, "tab:red")):
-                keep = s.labels == label
+        for x, marker, half, sign in ((a, "o", "x+", 1), (b, "^", "x-", 0)):
+            xy = x[::2] @ plane  # (n / 2, 2): coordinates along offset and truth
+            true_sentence = (
+                s.labels[::2] == sign
+            ).numpy()  # x+ of a true statement, x- of a false one
+            for keep, color, what in (
+                (true_sentence, "tab:green", "true"),
+                (~true_sentence, "tab:red", "false"),
+            ):
                 ax.scatter(
                     xy[keep, 0],
                     xy[keep, 1],
-                    s=6,
+                    s=5,
                     marker=marker,
                     color=color,
                     alpha=0.5,
-                    label=f"{half}, statement {'true' if label else 'false'}",
+                    label=f"{half}: a {what} sentence",
                 )
         ax.set_xlabel("along the offset o")
         ax.set_ylabel("along the truth t")
@@ -94,6 +99,21 @@ def synthetic_figure() -> None:
     plt.close(fig)
 
 
+class CachedModel:
+    """Runs the model once per batch and remembers its output: `contrast_activations` asks for
+    one layer at a time, and every call returns all of them anyway."""
+
+    def __init__(self, model):
+        self.model, self.cache = model, {}
+
+    def __call__(self, **batch):
+        ids = batch["input_ids"]
+        key = (tuple(ids.shape), ids.numpy().tobytes())
+        if key not in self.cache:
+            self.cache[key] = self.model(**batch)
+        return self.cache[key]
+
+
 def minilm_figure() -> None:
     """CCS and a logistic probe on each layer of all-MiniLM-L6-v2, fitted on half of the
     statements and evaluated on the other half."""
@@ -104,13 +124,14 @@ def minilm_figure() -> None:
     path = get_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = BertModel.from_pretrained(path).eval()
+    cached = CachedModel(model)
     statements, labels = m.make_statements(N_STATEMENTS, seed=0)
     train = torch.arange(N_STATEMENTS) < N_STATEMENTS // 2
     test = ~train
     layers = list(range(model.config.num_hidden_layers + 1))
     rows = []
     for layer in layers:
-        x_plus, x_minus = m.contrast_activations(model, tokenizer, statements, layer)
+        x_plus, x_minus = m.contrast_activations(cached, tokenizer, statements, layer)
         x_plus, x_minus = m.normalize(x_plus, x_minus)  # unsupervised: all statements at once
         ccs = m.fit_ccs(x_plus[train], x_minus[train])
         logistic = m.fit_logistic_probe((x_plus - x_minus)[train], labels[train], C=0.1)
@@ -123,7 +144,9 @@ def minilm_figure() -> None:
         print(f"MiniLM layer {layer}: CCS {rows[-1][0]:.3f}, logistic {rows[-1][1]:.3f} (test)")
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot(layers, [r[0] for r in rows], "o-", color="tab:blue", label="CCS (no labels, up to sign)")
+    ax.plot(
+        layers, [r[0] for r in rows], "o-", color="tab:blue", label="CCS (no labels, up to sign)"
+    )
     ax.plot(layers, [r[1] for r in rows], "s-", color="k", label="logistic probe (labels)")
     ax.axhline(0.5, color="grey", ls=":", lw=1, label="chance")
     ax.set_xlabel("layer (0: embeddings)")
@@ -141,3 +164,4 @@ if __name__ == "__main__":
     IMG.mkdir(parents=True, exist_ok=True)
     synthetic_figure()
     minilm_figure()
+    print("figures written to", IMG.relative_to(ROOT))

