@@ -25,6 +25,7 @@ from mlab import w3d7_elk as m  # noqa: E402
 
 IMG = ROOT / "docs" / "img"
 N_STATEMENTS = 400
+KINDS = (" plus ", " larger than ", "capital of", "A ")  # the four kinds of make_statements
 
 
 def accuracy(probe, x_plus, x_minus, labels) -> float:
@@ -129,31 +130,44 @@ def minilm_figure() -> None:
     train = torch.arange(N_STATEMENTS) < N_STATEMENTS // 2
     test = ~train
     layers = list(range(model.config.num_hidden_layers + 1))
+    kinds = torch.tensor([KINDS.index(next(k for k in KINDS if k in s)) for s in statements])
     rows = []
     for layer in layers:
-        x_plus, x_minus = m.contrast_activations(cached, tokenizer, statements, layer)
-        x_plus, x_minus = m.normalize(x_plus, x_minus)  # unsupervised: all statements at once
-        ccs = m.fit_ccs(x_plus[train], x_minus[train])
-        logistic = m.fit_logistic_probe((x_plus - x_minus)[train], labels[train], C=0.1)
-        rows.append(
-            (
-                accuracy(ccs, x_plus[test], x_minus[test], labels[test]),
-                supervised_accuracy(logistic, (x_plus - x_minus)[test], labels[test]),
-            )
+        raw_plus, raw_minus = m.contrast_activations(cached, tokenizer, statements, layer)
+        x_plus, x_minus = m.normalize(raw_plus, raw_minus)  # unsupervised: all statements at once
+        k_plus, k_minus = raw_plus.clone(), raw_minus.clone()  # normalized within each kind
+        for kind in range(len(KINDS)):
+            keep = kinds == kind
+            k_plus[keep], k_minus[keep] = m.normalize(raw_plus[keep], raw_minus[keep])
+        row = []
+        for a, b in ((x_plus, x_minus), (k_plus, k_minus)):
+            ccs = m.fit_ccs(a[train], b[train])
+            logistic = m.fit_logistic_probe((a - b)[train], labels[train], C=0.1)
+            row += [
+                accuracy(ccs, a[test], b[test], labels[test]),
+                supervised_accuracy(logistic, (a - b)[test], labels[test]),
+            ]
+        rows.append(row)
+        print(
+            f"MiniLM layer {layer} (test accuracy): CCS {row[0]:.3f}, logistic {row[1]:.3f}; "
+            f"normalized per kind: CCS {row[2]:.3f}, logistic {row[3]:.3f}"
         )
-        print(f"MiniLM layer {layer}: CCS {rows[-1][0]:.3f}, logistic {rows[-1][1]:.3f} (test)")
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot(
-        layers, [r[0] for r in rows], "o-", color="tab:blue", label="CCS (no labels, up to sign)"
-    )
-    ax.plot(layers, [r[1] for r in rows], "s-", color="k", label="logistic probe (labels)")
+    for i, label, style in (
+        (0, "CCS (no labels, up to sign)", "o-"),
+        (1, "logistic probe (labels)", "s-"),
+        (2, "CCS, normalized per kind", "o--"),
+        (3, "logistic, normalized per kind", "s--"),
+    ):
+        color = "tab:blue" if i % 2 == 0 else "k"
+        ax.plot(layers, [r[i] for r in rows], style, color=color, label=label, ms=4)
     ax.axhline(0.5, color="grey", ls=":", lw=1, label="chance")
     ax.set_xlabel("layer (0: embeddings)")
     ax.set_ylabel(f"held-out accuracy ({int(test.sum())} statements)")
     ax.set_ylim(0.4, 1.0)
     ax.set_title("all-MiniLM-L6-v2, mean-pooled hidden states of contrast pairs", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2, loc="upper left")
     fig.tight_layout()
     fig.savefig(IMG / "w3d7_elk_minilm.png", dpi=70)
     plt.close(fig)
@@ -161,6 +175,7 @@ def minilm_figure() -> None:
 
 if __name__ == "__main__":
     torch.manual_seed(0)
+    torch.set_num_threads(1)  # tiny probes: threads cost more than they bring
     IMG.mkdir(parents=True, exist_ok=True)
     synthetic_figure()
     minilm_figure()

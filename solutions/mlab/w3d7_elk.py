@@ -174,20 +174,19 @@ def contrast_activations(
     `hidden_states[layer]` (b, s, d) (0 is the embeddings' output, i the i-th layer's) and
     average it over the real tokens of each text: padding must not count. Float32 on the CPU.
     """
-
     # BEGIN SOLUTION
-    def encode(texts: list[str]) -> Tensor:
-        out = []
+    pairs = [contrast_pair(statement) for statement in statements]
+    halves = []
+    for texts in ([plus for plus, _ in pairs], [minus for _, minus in pairs]):
+        pooled = []
         for start in range(0, len(texts), batch_size):
             batch = tokenizer(texts[start : start + batch_size], padding=True, return_tensors="pt")
             with torch.no_grad():
                 hidden = model(**batch, output_hidden_states=True).hidden_states[layer]  # (b, s, d)
             mask = batch["attention_mask"].to(hidden.dtype)[..., None]  # (b, s, 1)
-            out.append((hidden * mask).sum(1) / mask.sum(1))  # (b, d)
-        return torch.cat(out).float().cpu()
-
-    pairs = [contrast_pair(s) for s in statements]
-    return encode([p for p, _ in pairs]), encode([m for _, m in pairs])
+            pooled.append((hidden * mask).sum(1) / mask.sum(1))  # (b, d): mean over real tokens
+        halves.append(torch.cat(pooled).float().cpu())  # (n, d)
+    return halves[0], halves[1]
     # END SOLUTION
 
 
@@ -205,12 +204,12 @@ def normalize(
     separately removes whatever tells "the ... true." half from "the ... false." half on
     average, so a probe cannot solve CCS by reading that instead of the truth.
     """
-
     # BEGIN SOLUTION
-    def one(x: Tensor) -> Tensor:
-        return (x - x.mean(0)) / (x.std(0, correction=0) + eps)
-
-    return one(x_plus), one(x_minus)
+    x_plus, x_minus = (
+        (x - x.mean(0)) / (x.std(0, correction=0) + eps)  # mean and std over the pairs
+        for x in (x_plus, x_minus)
+    )
+    return x_plus, x_minus
     # END SOLUTION
 
 

@@ -174,7 +174,6 @@ def contrast_activations(
     `hidden_states[layer]` (b, s, d) (0 is the embeddings' output, i the i-th layer's) and
     average it over the real tokens of each text: padding must not count. Float32 on the CPU.
     """
-
     raise NotImplementedError("contrast_activations: see docs/w3d7_elk.md#contrast_activations")
 
 
@@ -192,7 +191,6 @@ def normalize(
     separately removes whatever tells "the ... true." half from "the ... false." half on
     average, so a probe cannot solve CCS by reading that instead of the truth.
     """
-
     raise NotImplementedError("normalize: see docs/w3d7_elk.md#normalize")
 
 
