@@ -140,6 +140,7 @@ class Worker:
             f"{time.monotonic() - started:.1f} s ({len(extra['graded_days'])} days graded, "
             f"{len(extra['carried_days'])} carried over)"
         )
+        report.refresh(self.roster, self.say)  # the pair's pages, with no `cohort summary` needed
 
     def keep(self, doc: dict, days: list[str]) -> None:
         """Write the commit's results.json as it stands, then store `days` of it."""
@@ -151,9 +152,9 @@ class Worker:
         self.refresh_site()
 
     def refresh_site(self) -> None:
-        """Rewrite the dashboard, once `cohort summary` has written one, so the pair's pages show
-        the day now (`write_site` takes turns with other writers on a lock; a failure costs the
-        job nothing)."""
+        """Rewrite the dashboard, once there is one, so the pair's pages show the day before the
+        job ends (`write_site` takes turns with other writers on a lock; a failure costs the job
+        nothing)."""
         if (self.dir / report.SITE_DIR / "index.html").exists():
             report.refresh(self.roster, self.say)
 
