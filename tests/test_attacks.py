@@ -18,6 +18,11 @@ DAY = "w0_prep"
 TESTS = ROOT / "template" / "tests"
 SECRET = "ghp_attackersWantThis0123456789"
 LIMITS = sandbox.Limits(test_timeout=20, run_timeout=300)
+HONEST_MAX = sum(
+    e["points"]
+    for e in json.loads((TESTS / "manifest.json").read_text())["tests"].values()
+    if e["day"] == DAY
+)
 needs_bwrap = pytest.mark.skipif(
     isolation.unavailable() is not None, reason=f"no sandbox here: {isolation.unavailable()}"
 )
@@ -135,7 +140,7 @@ def append_to_day(repo: Path, code: str) -> Path:
 
 def graded(repo: Path, **kw) -> dict:
     res = sandbox.grade(repo, TESTS, DAY, LIMITS, **kw)
-    assert res["max_score"] == 59, "the honest maximum is the manifest's, whatever the child says"
+    assert res["max_score"] == HONEST_MAX, "the maximum is the manifest's, whatever the child says"
     return res
 
 
