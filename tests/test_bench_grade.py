@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from cohort.grading import sandbox
+from cohort.grading import sandbox, workspace
 from tests.conftest import ROOT
 
 
@@ -27,7 +27,7 @@ def test_grade_overhead_vs_plain_pytest(tmp_path, day):
     ws.mkdir()
     shutil.copytree(ROOT / "solutions" / "mlab", ws / "mlab")
     shutil.copytree(ROOT / "template" / "tests", ws / "tests")
-    (ws / "pytest.ini").write_text(sandbox.PYTEST_INI)
+    (ws / "pytest.ini").write_text(workspace.PYTEST_INI)
     env = {**os.environ, "PYTHONPATH": str(ws)}
     plain_cmd = [sys.executable, "-m", "pytest", "-q", f"tests/test_{day}.py"]
     rows = []
