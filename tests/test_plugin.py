@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 TESTS = """
 import pytest
 
@@ -67,6 +69,21 @@ def test_timeout_fails_only_the_hanging_test(pytester):
     result = pytester.runpytest("--test-timeout", "0.5")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*timed out after 0.5 s, interrupted at test_toy.py:*"])
+
+
+def slower_than_the_timeout(traced: bool) -> str:
+    settrace = "sys.settrace(lambda *args: None)  # what `breakpoint()` (pdb) sets\n    " * traced
+    return (
+        "import sys, time\nimport pytest\n\n@pytest.mark.points(1)\n"
+        f"def test_stepped_through():\n    {settrace}time.sleep(1.0)\n"
+    )
+
+
+@pytest.mark.parametrize(("traced", "args"), [(False, ["--pdb"]), (True, [])])
+def test_the_timeout_steps_aside_for_a_debugger(pytester, traced, args):
+    pytester.makepyfile(test_toy=slower_than_the_timeout(traced))
+    result = pytester.runpytest_subprocess("--test-timeout", "0.3", *args)
+    result.assert_outcomes(passed=1)
 
 
 def test_unknown_marker_is_an_error_with_strict_markers(pytester):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -86,6 +87,12 @@ class Grading:
 
     # -- collection ---------------------------------------------------------------------------
 
+    def debugging(self) -> bool:
+        """A pair's own run under `--pdb` / `--trace`: the timeout steps aside (never when
+        graded, where the parent's watch has the last word anyway)."""
+        options = ("usepdb", "trace")
+        return self.events is None and any(self.config.getoption(o, False) for o in options)
+
     def item_timeout(self, item: pytest.Item) -> float:
         return self.timeout * (4 if item.get_closest_marker("slow") else 1)
 
@@ -140,10 +147,12 @@ class Grading:
         if self.events:
             self.events.emit("start", nodeid=item.nodeid)
         timeout = self.item_timeout(item)
-        armed = timeout > 0 and hasattr(signal, "setitimer")
+        armed = timeout > 0 and hasattr(signal, "setitimer") and not self.debugging()
         if armed:
 
             def expire(signum, frame):
+                if self.events is None and sys.gettrace() is not None:
+                    return  # a `breakpoint()` session in a pair's own run: not a hang
                 where = Path(frame.f_code.co_filename)
                 where = where.relative_to(Path.cwd()) if where.is_relative_to(Path.cwd()) else where
                 raise TestTimeout(
