@@ -309,7 +309,11 @@ def synthetic_store(
             " max_score, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             results,
         )
-        db.executemany("INSERT INTO day_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)", day_rows)
+        db.executemany(
+            "INSERT INTO day_scores (result_id, pair, day, pushed_at, score, max_score, passed,"
+            " total) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            day_rows,
+        )
         db.executemany("INSERT INTO failures VALUES (?, ?, ?, ?)", failures)
     for (pair, day), (commit, pushed_at, level, total) in latest.items():
         fails = [
