@@ -22,51 +22,36 @@ fresh Python and importing them costs seconds per process; a fork costs millisec
 from __future__ import annotations
 
 import faulthandler
-import multiprocessing
 import os
-import re
 import shutil
-import signal
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import rank_harness
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from rank_harness import ERROR_GRACE_S, WorkerFailure
 from torch import Tensor
 
 PG_TIMEOUT_S = 10.0  # a collective that waits longer raises inside the worker
 RUN_TIMEOUT_S = 60.0  # the parent kills workers still running after this (4 ranks that each
 # import transformers, when another day started the shared fork server without it, take tens of s)
 WARMUP_TIMEOUT_S = 90.0  # the first run also starts the fork server (imports torch once)
-ERROR_GRACE_S = 1.0  # once a rank failed, how long its peers get to report before being killed
 PRELOAD = ["torch", "torch.distributed", "transformers.models.gpt2.modeling_gpt2"]
 TRACING = "mlab_tracing"
 
 
 def _mp_context(start: str):
-    """A fork server that imported torch once, where there is one (not on Windows)."""
-    if start == "forkserver" and "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
-        return ctx
-    return multiprocessing.get_context("spawn")
+    return rank_harness.mp_context(start, PRELOAD)
 
 
 def prestart() -> None:
     """Start the fork server now: it imports torch while the test process goes on collecting."""
-    if _mp_context("forkserver").get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()
-
-
-class WorkerFailure(Exception):
-    """Some rank raised, died or hung; the message says which and where."""
+    rank_harness.prestart(PRELOAD)
 
 
 # -- the tracing process group -----------------------------------------------------------------
@@ -198,7 +183,7 @@ def run(
                 if path.exists():
                     outcomes[rank] = torch.load(path, weights_only=True)
                 elif p.exitcode is not None and not path.exists():
-                    outcomes[rank] = _death(p.exitcode, tmp / f"rank{rank}.stderr")
+                    outcomes[rank] = rank_harness.death(p.exitcode, tmp / f"rank{rank}.stderr")
             if failed_at is None and any("error" in o for o in outcomes.values()):
                 failed_at = time.monotonic()
             now = time.monotonic()
@@ -226,7 +211,9 @@ def _results(
     job: str, world_size: int, outcomes: dict[int, dict], stacks: dict[int, str], timeout: float
 ) -> list[dict]:
     errors = sorted(
-        (_rank_of_error(o), o["time"], r, o) for r, o in outcomes.items() if "error" in o
+        (rank_harness.rank_of_error(o), o["time"], r, o)
+        for r, o in outcomes.items()
+        if "error" in o
     )
     for *_, rank, o in errors:
         if o["error"] == "NotImplementedError":
@@ -238,16 +225,16 @@ def _results(
         also = f" Ranks {others} failed after it." if others else ""
         what = "crashed" if o["error"] == "a crash" else f"raised {o['error']}{where}"
         hint = ""
-        if _rank_of_error(o) == 2:
+        if rank_harness.rank_of_error(o) == 2:
             hint = (
                 " It waited for a message that never came (a deadlock): do the ranks agree on"
                 " who sends what to whom, and does every send have its recv?"
             )
-        message = _tidy(o["message"])
+        message = rank_harness.tidy(o["message"])
         raise WorkerFailure(f"rank {rank} of {world_size} {what}: {message}{hint}{also}")
     missing = [r for r in range(world_size) if r not in outcomes]
     if missing:
-        seen = {r: _mlab_line_of_stack(stacks.get(r, "")) for r in missing}
+        seen = {r: rank_harness.mlab_line_of_stack(stacks.get(r, "")) for r in missing}
         places = "; ".join(f"rank {r} was at {w}" for r, w in seen.items() if w)
         raise WorkerFailure(
             f"ranks {missing} of {world_size} were still running after {timeout:g} s and were killed "
@@ -258,81 +245,7 @@ def _results(
     return [outcomes[r]["result"] for r in range(world_size)]
 
 
-_SIGNALS = {int(s) for s in signal.Signals}
-
-
-def _tidy(message: str) -> str:
-    """A gloo message without its C++ source location and sign-off, ending with a period."""
-    message = re.sub(r"\[(enforce fail at )?[^\]]*\.(cc|cpp|h):\d+\] ", "", message)
-    message = message.split(" Check the logs of the remote worker")[0].strip()
-    return message if message.endswith((".", "?", "!")) else message + "."
-
-
-PEER_GONE = ("Connection reset by peer", "Connection closed by peer")
-TIMED_OUT = ("Timed out", "timed out")
-
-
-def _rank_of_error(outcome: dict) -> int:
-    """Which error to show first: a Python exception, a crash, a timeout, then a vanished peer."""
-    if outcome["error"] == "a crash":
-        return 1
-    if any(c in outcome["message"] for c in TIMED_OUT):
-        return 2
-    return 3 if any(c in outcome["message"] for c in PEER_GONE) else 0
-
-
-def _death(exitcode: int, stderr: Path) -> dict:
-    """A rank that exited without reporting: its exit status and last words on stderr."""
-    how = f"exited with code {exitcode}"
-    if exitcode < 0:
-        how = (
-            f"was killed by {signal.Signals(-exitcode).name}"
-            if -exitcode in _SIGNALS
-            else f"got signal {-exitcode}"
-        )
-    text = stderr.read_text(errors="replace") if stderr.exists() else ""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    last = [ln.split("what():", 1)[1].strip() for ln in lines if "what():" in ln] or lines[-2:]
-    last = [_tidy(ln) for ln in last]
-    words = f" Its last words: {' '.join(last)[-500:]}" if last else ""
-    if "doesn't match expected size" in text:
-        words += (
-            " A send and its matching recv must have the same number of elements: do the two"
-            " ranks agree on which chunk moves in this step?"
-        )
-    return {
-        "error": "a crash",
-        "message": f"the process {how} without reporting.{words}",
-        "where": "",
-        "time": time.time(),
-    }
-
-
-def _mlab_line_of_stack(text: str) -> str:
-    """The innermost `mlab` frames of a faulthandler dump, e.g. `mlab/day.py:87 in f <- :104 in g`."""
-    marker, frames = f"{os.sep}mlab{os.sep}", []
-    for line in text.splitlines():
-        found = re.match(r'\s*File "(.*)", line (\d+) in (\w+)', line)
-        if found and marker in found[1]:
-            frames.append((found[1].split(marker, 1)[1], found[2], found[3]))
-        elif frames and not found:
-            break  # the end of the first thread with mlab frames
-    if not frames:
-        return ""
-    (path, line, name), callers = frames[0], frames[1:3]
-    return f"mlab/{path}:{line} in {name}" + "".join(f" <- :{ln} in {fn}" for _, ln, fn in callers)
-
-
 # -- worker side -------------------------------------------------------------------------------
-
-
-def _where(exc: BaseException) -> str:
-    """The innermost frame of mlab code in the traceback, as `mlab/file.py:line in function`."""
-    marker = f"{os.sep}mlab{os.sep}"
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if marker in frame.filename:
-            return f"mlab/{frame.filename.split(marker, 1)[1]}:{frame.lineno} in {frame.name}"
-    return ""
 
 
 def _worker(
@@ -361,7 +274,7 @@ def _worker(
         report = {
             "error": type(exc).__name__,
             "message": " ".join(message)[:600] or repr(exc),
-            "where": _where(exc),
+            "where": rank_harness.where(exc),
             "time": time.time(),
         }
     faulthandler.cancel_dump_traceback_later()
@@ -702,7 +615,11 @@ def job_day(rank: int, world_size: int, sections: list[str]) -> dict:
             failed = False
         except Exception as exc:  # noqa: BLE001 (reported to the parent)
             message = " ".join(str(exc).strip().splitlines())[:600] or repr(exc)
-            out[name] = {"error": type(exc).__name__, "message": message, "where": _where(exc)}
+            out[name] = {
+                "error": type(exc).__name__,
+                "message": message,
+                "where": rank_harness.where(exc),
+            }
             failed = True
         trace().clear()
         if 0 < sync_failures(failed) < world_size:
