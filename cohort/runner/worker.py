@@ -140,7 +140,8 @@ class Worker:
             f"{time.monotonic() - started:.1f} s ({len(extra['graded_days'])} days graded, "
             f"{len(extra['carried_days'])} carried over)"
         )
-        report.refresh(self.roster, self.say)  # the pair's pages, with no `cohort summary` needed
+        if not self.site_exists():  # the first job writes the site; later days refresh it
+            report.refresh(self.roster, self.say)
 
     def keep(self, doc: dict, days: list[str]) -> None:
         """Write the commit's results.json as it stands, then store `days` of it."""
@@ -155,8 +156,11 @@ class Worker:
         """Rewrite the dashboard, once there is one, so the pair's pages show the day before the
         job ends (`write_site` takes turns with other writers on a lock; a failure costs the job
         nothing)."""
-        if (self.dir / report.SITE_DIR / "index.html").exists():
+        if self.site_exists():
             report.refresh(self.roster, self.say)
+
+    def site_exists(self) -> bool:
+        return (self.dir / report.SITE_DIR / "index.html").exists()
 
     def plan(
         self, job: queue.Job, days: list[str], files: dict[str, str], prints: dict[str, str]
