@@ -21,9 +21,8 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cohort import build, forge, report, roster, runner, store
+from cohort import build, forge, report, roster, runner, snapshot, store
 from cohort.curriculum import BY_NAME, available_days
-from cohort.forge import template as template_snapshot
 from cohort.roster import WORKTREE
 
 BEHAVIOURS = ("solutions", "stubs", "partial", "hangs", "edited-tests")
@@ -237,14 +236,14 @@ def demo(
         )
     cohort_dir = (cohort_dir or Path(tempfile.mkdtemp(prefix="cohort-demo-"))).resolve()
     cohort_dir.mkdir(parents=True, exist_ok=True)
-    repo = template_snapshot.find_organizer_repo()
+    repo = snapshot.find_organizer_repo()
     ref = ref or ("HEAD" if (repo / ".git").exists() else WORKTREE)
     progress(f"[1/5] cohort in {cohort_dir}: template from {repo} at {ref}")
-    snapshot = template_snapshot.take(roster.TemplateSource(repo, ref), cohort_dir)
-    every = available_days(snapshot.tests)
+    taken = snapshot.take(roster.TemplateSource(repo, ref), cohort_dir)
+    every = available_days(taken.tests)
     days = every if all_days else fast_days(every)
     if not days:
-        raise DemoError(f"{snapshot.tests}: no day has graders")
+        raise DemoError(f"{taken.tests}: no day has graders")
     names = pair_names(pairs)
     text = roster_text(cohort_dir.name, repo, ref, [n for n, _ in names], days)
     (cohort_dir / roster.FILENAME).write_text(text)
@@ -256,13 +255,13 @@ def demo(
     progress(f"[2/5] generating {pairs} pair repositories")
     forge.generate(cohort, progress=lambda line: progress(f"      {line}"))
     solutions = cohort_dir / "work" / "solutions"
-    template_snapshot.export(repo, snapshot.commit, "solutions/mlab", solutions)
+    snapshot.export(repo, taken.commit, "solutions/mlab", solutions)
     progress("[3/5] each pair clones its repository, works and pushes")
     local = forge.connect(cohort)
     for name, behaviour in names:
         work = cohort_dir / "work" / name
         git("clone", "--quiet", local.repo_url(name), str(work), cwd=cohort_dir)
-        message = write_pair_code(behaviour, work, solutions, snapshot.tests, days)
+        message = write_pair_code(behaviour, work, solutions, taken.tests, days)
         git("add", "--all", cwd=work, who=name)
         git("commit", "--quiet", "-m", message, cwd=work, who=name)
         told = git("push", "--quiet", "origin", "HEAD", cwd=work, who=name)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cohort.forge import template as snapshots
+from cohort import snapshot
 from cohort.forge.base import Forge, ForgeError
 from cohort.forge.github import BRANCH, GitHubForge
 from cohort.github import git as gitops
@@ -134,27 +134,27 @@ def github_remote(forge: GitHubForge) -> Remote:
     )
 
 
-def stage(roster: Roster) -> snapshots.Template:
+def stage(roster: Roster) -> snapshot.Template:
     """The template at the roster's ref, taken into `.template-update/` (kept until promoted)."""
     staging = roster.dir / UPDATE_DIR
-    if (staging / snapshots.META_FILE).exists():
-        staged = snapshots.load(staging)
+    if (staging / snapshot.META_FILE).exists():
+        staged = snapshot.load(staging)
         if staged.ref != roster.template.ref:
-            raise snapshots.TemplateError(
+            raise snapshot.TemplateError(
                 f"{staging}: an update to template ref {staged.ref!r} is half synced; set "
                 f"template.ref back to {staged.ref!r} and re-run, or delete {staging}"
             )
         return staged
-    return snapshots.take(roster.template, staging)
+    return snapshot.take(roster.template, staging)
 
 
 def promote(roster: Roster) -> None:
     """Make the staged update the cohort's template snapshot."""
-    staging, current = roster.dir / UPDATE_DIR, roster.dir / snapshots.SNAPSHOT_DIR
-    old = roster.dir / f".{snapshots.SNAPSHOT_DIR}.old-{os.getpid()}"
+    staging, current = roster.dir / UPDATE_DIR, roster.dir / snapshot.SNAPSHOT_DIR
+    old = roster.dir / f".{snapshot.SNAPSHOT_DIR}.old-{os.getpid()}"
     current.rename(old)
-    (staging / snapshots.SNAPSHOT_DIR).rename(current)
-    os.replace(staging / snapshots.META_FILE, roster.dir / snapshots.META_FILE)
+    (staging / snapshot.SNAPSHOT_DIR).rename(current)
+    os.replace(staging / snapshot.META_FILE, roster.dir / snapshot.META_FILE)
     shutil.rmtree(old)
     shutil.rmtree(staging)
 
@@ -222,7 +222,7 @@ def sync_pair(remote: Remote, pair: str, update: Update, work: Path) -> PairSync
 def sync(roster: Roster, forge: Forge, progress: Callable[[str], None] = print) -> Synced:
     """Offer the template at the roster's ref to every pair; see the module docstring."""
     remote = github_remote(forge) if isinstance(forge, GitHubForge) else local_remote(forge)
-    old, new = snapshots.load(roster.dir), stage(roster)
+    old, new = snapshot.load(roster.dir), stage(roster)
     with tempfile.TemporaryDirectory(prefix="cohort-sync-") as tmp:
         scratch = Path(tmp) / "scratch.git"
         gitops.run("init", "--bare", "--quiet", str(scratch))

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from cohort.cli import main
-from cohort.github.comment import MARKER
 from cohort.grading import results
 from cohort.grading.outcomes import Item, Outcome
+from cohort.report.comment import MARKER
 from tests.fake_github import TOKEN, FakeGitHub
 
 REPO = "cohort-org/alpha"

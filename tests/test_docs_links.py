@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cohort import forge, roster
-from cohort.forge import docs_links
+from cohort import docs_links, forge, roster
 from tests.test_forge_local import git, tiny_organizer
 
 URL = "https://mlab-2027.github.io/cohort-template/docs"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from cohort import docs_links
 from cohort.curriculum import available_days
-from cohort.forge import docs_links
 
 ROOT = Path(__file__).resolve().parents[1]
 DAYS = available_days(ROOT / "template" / "tests")

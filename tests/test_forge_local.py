@@ -21,7 +21,7 @@ from cohort import forge, roster, store
 from cohort.cli import main
 from cohort.forge.base import CommitNotFound
 from cohort.forge.local import LocalForge
-from cohort.forge.template import Template
+from cohort.snapshot import Template
 
 STUB = '''"""Day w0_prep (tiny test copy)."""
 

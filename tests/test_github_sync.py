@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cohort import roster, sync
+from cohort import roster, snapshot, sync
 from cohort.cli import main
-from cohort.forge import template as snapshots
 from cohort.github.client import Client
 from tests.fake_github import TOKEN, cohort_copy, generated, organizer
 from tests.test_forge_local import SOLUTION, git, new_cohort, push, pushes, tiny_organizer
@@ -87,7 +86,7 @@ def test_local_sync_pushes_branches_and_reports_conflicts(tmp_path, capsys):
     conflicted = show(forge_dir / "beta.git", branch, "tests/test_w0_prep.py")
     assert "<<<<<<<" in conflicted and "three" in conflicted and FIX in conflicted
     assert ("alpha", f"refs/heads/{branch}") in {p[:2] for p in pushes(cohort)}  # queued
-    assert snapshots.load(cohort.dir).commit == commit  # graded with the new tests from now on
+    assert snapshot.load(cohort.dir).commit == commit  # graded with the new tests from now on
     assert (cohort.dir / "template" / "tests" / "test_w0_new.py").exists()
     assert not (cohort.dir / sync.UPDATE_DIR).exists()
     assert main(["sync", "--dir", str(cohort.dir)]) == 0

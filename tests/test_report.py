@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cohort.grading import report, results
+from cohort.grading import feedback, results
 from cohort.grading.outcomes import Benchmark, Item, Outcome
 
 
@@ -47,7 +47,7 @@ def test_missing_outcome_counts_as_failed():
 
 
 def test_workflow_commands_escape_data_and_properties():
-    lines = report.workflow_commands(sample())
+    lines = feedback.workflow_commands(sample())
     assert lines[0] == (
         "::error file=tests/test_d.py,line=20,title=tests/test_d.py%3A%3Atest_b[x%2Cy]::50%25 off: a|b%0Aline 2"
     )
@@ -55,9 +55,9 @@ def test_workflow_commands_escape_data_and_properties():
 
 
 def test_markdown_and_terminal_tables():
-    md = report.markdown_summary(sample())
+    md = feedback.markdown_summary(sample())
     assert "| d | 1/2 | 2/5 |" in md and "a\\|b" in md and "| add | 1024 | 2.00x |" in md
-    table = report.terminal_table(sample())
+    table = feedback.terminal_table(sample())
     assert "failed (1):" in table and "test_b[x,y]: 50% off" in table
 
 
@@ -72,11 +72,11 @@ def test_not_started_exercises_take_a_line_each_and_the_points_table_comes_last(
         "tests/test_d.py::test_3": Outcome("tests/test_d.py::test_3", "passed"),
     }
     res = results.build(items, outcomes)
-    table = report.terminal_table(res)
+    table = feedback.terminal_table(res)
     assert table.count("add: see docs/d.md#add") == 1 and "(2 tests)" in table
     assert long.strip() in table and "failed (1):" in table  # whole, not 160 characters
     assert table.splitlines()[-1].startswith("total") and "d       1/4" in table
-    md = report.markdown_summary(res)
+    md = feedback.markdown_summary(res)
     assert (
         "Not started: 1 exercise(s), 2 test(s)" in md and long.strip() in md and "test_0" not in md
     )

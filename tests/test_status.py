@@ -9,7 +9,7 @@ import pytest
 
 from cohort import store
 from cohort.cli import main
-from cohort.forge import hook
+from cohort.runner import hook
 from tests.test_forge_local import SOLUTION, git, new_cohort, push, tiny_organizer
 from tests.test_summary import LONG, marked  # noqa: F401 - a fixture
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from cohort.forge.base import ForgeError
 from cohort.github import auth
 from cohort.github.client import API_URL, Client
-from cohort.github.comment import BOT, body, post
 from cohort.grading import results
+from cohort.report.comment import BOT, body, post
 
 REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 

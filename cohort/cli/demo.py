@@ -9,7 +9,7 @@ from pathlib import Path
 from cohort import demo, roster
 from cohort.cli.roster import positive_int
 from cohort.forge.base import ForgeError
-from cohort.forge.template import TemplateError
+from cohort.snapshot import TemplateError
 from cohort.store import StoreError
 
 

@@ -10,7 +10,7 @@ from cohort.cli.roster import cohort_dir_option
 from cohort.curriculum import available_days
 from cohort.forge.base import ForgeError
 from cohort.forge.local import LocalForge
-from cohort.forge.template import TemplateError
+from cohort.snapshot import TemplateError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

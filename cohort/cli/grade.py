@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from cohort.curriculum import available_days
-from cohort.grading import fingerprint, isolation, report, results, sandbox
+from cohort.grading import feedback, fingerprint, isolation, results, sandbox
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -101,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
     res["extra_data"]["fingerprints"] = {d: fp for d, (_, fp) in days_of.items()}
     results.write(res, args.out)
     if args.summary:
-        args.summary.write_text(report.markdown_summary(res))
-    print(report.terminal_table(res) if not args.quiet else res["output"])
+        args.summary.write_text(feedback.markdown_summary(res))
+    print(feedback.terminal_table(res) if not args.quiet else res["output"])
     print(f"results: {args.out}")
-    report.publish_to_github(res, prefix=args.annotate_prefix)
+    feedback.publish_to_github(res, prefix=args.annotate_prefix)
     sys.stdout.flush()
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cohort import roster
 from cohort.curriculum import DAYS, available_days
-from cohort.forge.template import TemplateError, find_organizer_repo
+from cohort.snapshot import TemplateError, find_organizer_repo
 
 
 def cohort_dir_option(p: argparse.ArgumentParser) -> None:

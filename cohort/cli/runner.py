@@ -7,7 +7,7 @@ import argparse
 from cohort import roster, runner
 from cohort.cli.roster import cohort_dir_option, positive_int
 from cohort.forge.base import ForgeError
-from cohort.forge.template import TemplateError
+from cohort.snapshot import TemplateError
 from cohort.store import StoreError
 
 

@@ -7,7 +7,7 @@ import argparse
 from cohort import forge, roster, sync
 from cohort.cli.roster import cohort_dir_option
 from cohort.forge.base import ForgeError
-from cohort.forge.template import TemplateError
+from cohort.snapshot import TemplateError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,7 +7,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cohort.forge import template as template_snapshot
+from cohort import snapshot
 from cohort.forge.base import Forge, ForgeError
 from cohort.roster import Roster
 
@@ -28,19 +28,19 @@ def connect(roster: Roster) -> Forge:
 class Generated:
     created: list[str]
     existing: list[str]
-    template: template_snapshot.Template
+    template: snapshot.Template
 
 
 def generate(roster: Roster, progress: Callable[[str], None] = print) -> Generated:
     """Take the template snapshot and create every pair's repository; re-runs skip what exists."""
     forge = connect(roster)  # the backend checks its settings before anything is made
-    snapshot = template_snapshot.take(roster.template, roster.dir)
+    taken = snapshot.take(roster.template, roster.dir)
     created, existing = [], []
     for i, pair in enumerate(roster.pairs, 1):
-        made = forge.create_repo(pair, snapshot)
+        made = forge.create_repo(pair, taken)
         (created if made else existing).append(pair.name)
         progress(
             f"[{i}/{len(roster.pairs)}] {pair.name}: {'created' if made else 'exists'} "
             f"{forge.repo_url(pair.name)}"
         )
-    return Generated(created, existing, snapshot)
+    return Generated(created, existing, taken)

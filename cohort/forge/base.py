@@ -10,8 +10,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from cohort.forge.template import Template
 from cohort.roster import Pair
+from cohort.snapshot import Template
 
 
 class ForgeError(Exception):

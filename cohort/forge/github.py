@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from cohort.forge.base import CommitNotFound, Exported, Forge, ForgeError, RepoNotFound
-from cohort.forge.template import Template
 from cohort.github import auth
 from cohort.github import git as gitops
 from cohort.github.client import API_URL, Client, GitHubError, last_page
 from cohort.roster import Pair, Roster
+from cohort.snapshot import Template
 
 BRANCH = "main"
 CALLER = ".github/workflows/grade.yml"  # the pair's workflow; the organizers' has the same path

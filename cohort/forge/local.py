@@ -1,7 +1,7 @@
 """The local forge: one bare git repository per pair under `<cohort>/forge/`, no account anywhere.
 
 Pairs clone and push with plain git, by file path or through `cohort serve` (git daemon). Each
-repository's post-receive hook runs `cohort.forge.hook`, which queues the push for grading.
+repository's post-receive hook runs `cohort.runner.hook`, which queues the push for grading.
 Creating a repository happens in a hidden `.partial` directory renamed into place at the end, so
 an interrupted `cohort generate` leaves nothing half-made behind the real name.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import cohort
 from cohort.forge.base import CommitNotFound, Exported, Forge, ForgeError, RepoNotFound
-from cohort.forge.template import Template
 from cohort.roster import Pair, Roster
+from cohort.snapshot import Template
 
 FORGE_DIR = "forge"
 SEED = ".template.git"  # holds the template commit every pair repository starts from
@@ -28,7 +28,7 @@ BRANCH = "main"
 HOOK = """\
 #!/bin/sh
 # Written by `cohort generate`: queue every push to this repository for grading.
-PYTHONPATH={src}${{PYTHONPATH:+:$PYTHONPATH}} exec {python} -m cohort.forge.hook {cohort_dir} {pair}
+PYTHONPATH={src}${{PYTHONPATH:+:$PYTHONPATH}} exec {python} -m cohort.runner.hook {cohort_dir} {pair}
 """
 
 

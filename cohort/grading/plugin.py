@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cohort.curriculum import day_of_test_file
-from cohort.grading import report, results
+from cohort.grading import feedback, results
 from cohort.grading.outcomes import Benchmark, EventWriter, Item, Outcome, as_dict, clip
 from cohort.grading.static import scan_tests
 
@@ -216,12 +216,12 @@ class Grading:
         if not any(item.points for item in self.items) and not self.collect_errors:
             return result  # not a graded run (no test carries points)
         terminalreporter.section("cohort grading")
-        terminalreporter.write_line(report.terminal_table(res))
+        terminalreporter.write_line(feedback.terminal_table(res))
         path = _setting(self.config, "cohort_results", "COHORT_RESULTS")
         if path:
             results.write(res, Path(path))
             terminalreporter.write_line(f"results written to {path}")
-        report.publish_to_github(res, terminalreporter.write_line)
+        feedback.publish_to_github(res, terminalreporter.write_line)
         return result
 
     def pytest_unconfigure(self) -> None:
@@ -244,7 +244,7 @@ def _outcome(nodeid: str, phases: list[pytest.TestReport]) -> Outcome:
 def _not_started(rep: pytest.TestReport) -> bool:
     """Did the test fail with a stub's NotImplementedError (the exercise is not started)?"""
     crash = getattr(rep.longrepr, "reprcrash", None)
-    return rep.when == "call" and crash is not None and crash.message.startswith(report.TODO)
+    return rep.when == "call" and crash is not None and crash.message.startswith(feedback.TODO)
 
 
 def _failure_text(report: pytest.TestReport) -> str:

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cohort import store
-from cohort.forge.template import SNAPSHOT_DIR
 from cohort.report import board as board_mod
 from cohort.report import exercises as exercises_mod
 from cohort.report import html, tables
 from cohort.report import stuck as stuck_mod
 from cohort.report.facts import DayFacts, day_facts
 from cohort.roster import Roster
+from cohort.snapshot import SNAPSHOT_DIR
 
 SITE_DIR = "site"
 

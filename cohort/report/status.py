@@ -11,11 +11,11 @@ import sqlite3
 from pathlib import Path
 
 from cohort import store
-from cohort.forge.template import SNAPSHOT_DIR
 from cohort.report import board as board_mod
 from cohort.report.facts import day_facts
 from cohort.report.html import done, pair_href
 from cohort.roster import Roster
+from cohort.snapshot import SNAPSHOT_DIR
 
 INDENT = "      "
 

@@ -14,9 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from cohort import store
+from cohort import snapshot, store
 from cohort.forge import connect as connect_forge
-from cohort.forge import template as template_snapshot
 from cohort.roster import Roster
 
 MAX_RESTARTS_PER_WORKER = 3
@@ -59,7 +58,7 @@ def run(
     progress: Callable[[str], None] = print,
 ) -> int:
     """Grade queued pushes with `workers` processes; returns the exit status."""
-    template_snapshot.load(roster.dir)  # the trusted tests must be there before any worker starts
+    snapshot.load(roster.dir)  # the trusted tests must be there before any worker starts
     swept = sweep(roster)
     if swept:
         progress(f"queued {swept} branch tip(s) that no hook recorded")

@@ -25,15 +25,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cohort import report, store
+from cohort import report, snapshot, store
 from cohort import roster as roster_file
 from cohort.curriculum import available_days
 from cohort.forge import connect as connect_forge
-from cohort.forge import template as template_snapshot
 from cohort.forge.base import ForgeError
 from cohort.grading import fingerprint, results, sandbox
 from cohort.grading.static import scan_pair_code
-from cohort.runner import queue, review
+from cohort.runner import diffs, queue
 
 SCRATCH_DIR = "scratch"
 POLL_S = 0.5
@@ -87,11 +86,11 @@ class Worker:
     def say(self, text: str) -> None:
         print(f"[{self.name}] {text}", flush=True)
 
-    def tests_digest(self) -> tuple[template_snapshot.Template, str]:
+    def tests_digest(self) -> tuple[snapshot.Template, str]:
         """The current template snapshot and its tests' digest (recomputed when it changed; the
         first sight of a new one queues the re-grades of every pair's latest commit)."""
-        meta = (self.dir / template_snapshot.META_FILE).read_text()
-        template = template_snapshot.load(self.dir)
+        meta = (self.dir / snapshot.META_FILE).read_text()
+        template = snapshot.load(self.dir)
         if self._tests is None or self._tests[0] != meta:
             self._tests = (meta, fingerprint.tests_digest(template.tests))
             if queued := queue.tests_changed(self.db, self._tests[1]):
@@ -215,8 +214,8 @@ class Worker:
                 "graded_days": todo,
                 "carried_days": list(carried),
                 "template": {"ref": template.ref, "commit": template.commit, "tests": tests_id},
-                "diffs": review.exercise_diffs(repo, template.path, days),
-                "edited_tests": review.edited_tests(repo, template.tests),
+                "diffs": diffs.exercise_diffs(repo, template.path, days),
+                "edited_tests": diffs.edited_tests(repo, template.tests),
                 "flags": scan_pair_code(repo / "mlab"),
                 "job": {"id": job.id, "attempt": job.attempts, "worker": self.me},
             }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cohort.github.client import Client
-from cohort.grading import report
+from cohort.grading import feedback
 
 MARKER = "<!-- cohort-grade -->"
 BOT = "github-actions[bot]"
@@ -26,7 +26,7 @@ def body(results: dict) -> str:
     """The comment's Markdown: the marker, the score table and the commit graded."""
     commit = str(results.get("extra_data", {}).get("commit") or "")
     tail = f"\n_commit {commit[:7]}_\n" if commit else ""
-    return f"{MARKER}\n{report.markdown_summary(results)}{tail}"
+    return f"{MARKER}\n{feedback.markdown_summary(results)}{tail}"
 
 
 def find(client: Client, repo: str, number: int, author: str) -> dict | None:

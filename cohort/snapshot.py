@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cohort.forge import docs_links
+from cohort import docs_links
 from cohort.roster import WORKTREE, TemplateSource
 
 SNAPSHOT_DIR = "template"

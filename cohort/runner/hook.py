@@ -1,6 +1,6 @@
 """The local forge's post-receive hook: queue each push for grading.
 
-git runs `python -m cohort.forge.hook COHORT_DIR PAIR` after a push, with one `old new ref` line
+git runs `python -m cohort.runner.hook COHORT_DIR PAIR` after a push, with one `old new ref` line
 per updated ref on stdin. Branch updates are recorded (pair, ref, old and new commit, time) and
 their commits queued; deleted branches and tags are not. What it prints, the pusher sees.
 """
