@@ -13,14 +13,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from cohort.errors import BuildError
+
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?::[ \t]*(?P<stub>.*?))?[ \t]*$")
 END = re.compile(r"^[ \t]*# END SOLUTION[ \t]*$")
 SCOPE = re.compile(r"^(?P<indent>[ \t]*)(?:async[ \t]+)?(?:def|class)[ \t]+(?P<name>\w+)")
 IGNORED = {"__pycache__", ".pytest_cache"}
-
-
-class BuildError(Exception):
-    """A marker problem, reported as `file:line: what is wrong`."""
 
 
 def exercise_name(lines: list[str], lineno: int, indent: str) -> str:

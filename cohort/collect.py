@@ -34,8 +34,8 @@ from datetime import datetime
 from pathlib import Path
 
 from cohort import store
+from cohort.errors import GitHubError
 from cohort.forge.github import BRANCH, CALLER, SHA, GitHubForge
-from cohort.github.client import GitHubError
 from cohort.grading import results
 from cohort.roster import Roster
 

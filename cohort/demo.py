@@ -10,9 +10,7 @@ are busy), with a progress line every few seconds.
 from __future__ import annotations
 
 import ast
-import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -21,8 +19,9 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cohort import build, forge, report, roster, runner, snapshot, store
+from cohort import build, forge, git, report, roster, runner, snapshot, store
 from cohort.curriculum import BY_NAME, available_days
+from cohort.errors import DemoError
 from cohort.roster import WORKTREE
 
 BEHAVIOURS = ("solutions", "stubs", "partial", "hangs", "edited-tests")
@@ -36,10 +35,6 @@ PASSING_TESTS = '''"""Edited by the pair: every test passes (the grader uses the
 def test_everything_is_fine():
     assert True
 '''
-
-
-class DemoError(Exception):
-    """The demo cannot start (one line)."""
 
 
 def fast_days(days: list[str]) -> list[str]:
@@ -167,24 +162,15 @@ def write_pair_code(
     )
 
 
-def git(*args: str, cwd: Path, who: str = "cohort demo") -> str:
-    env = {
-        **os.environ,
+def identity(who: str) -> dict[str, str]:
+    """git's environment for commits by the demo's pair `who`."""
+    email = f"{who}@demo.invalid"
+    return {
         "GIT_AUTHOR_NAME": who,
-        "GIT_AUTHOR_EMAIL": f"{who}@demo.invalid",
+        "GIT_AUTHOR_EMAIL": email,
         "GIT_COMMITTER_NAME": who,
-        "GIT_COMMITTER_EMAIL": f"{who}@demo.invalid",
+        "GIT_COMMITTER_EMAIL": email,
     }
-    proc = subprocess.run(
-        ["git", "-c", "commit.gpgsign=false", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise DemoError(f"git {args[0]} in {cwd} failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return proc.stdout + proc.stderr
 
 
 def grading_progress(counts: dict[str, int], total: int, elapsed: float) -> str:
@@ -260,11 +246,12 @@ def demo(
     local = forge.connect(cohort)
     for name, behaviour in names:
         work = cohort_dir / "work" / name
-        git("clone", "--quiet", local.repo_url(name), str(work), cwd=cohort_dir)
+        git.run("clone", "--quiet", local.repo_url(name), str(work), cwd=cohort_dir)
         message = write_pair_code(behaviour, work, solutions, taken.tests, days)
-        git("add", "--all", cwd=work, who=name)
-        git("commit", "--quiet", "-m", message, cwd=work, who=name)
-        told = git("push", "--quiet", "origin", "HEAD", cwd=work, who=name)
+        git.run("add", "--all", cwd=work)
+        git.run("commit", "--quiet", "-m", message, cwd=work, env=identity(name))
+        pushed = git.run("push", "--quiet", "origin", "HEAD", cwd=work)
+        told = pushed.stdout + pushed.stderr
         queued = next(
             (ln.removeprefix("remote: ").strip() for ln in told.splitlines() if "queued" in ln),
             "not queued",

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cohort.forge.base import ForgeError
+from cohort.errors import ForgeError, GitHubError
 from cohort.forge.github import GitHubForge
-from cohort.github.client import GitHubError
 from cohort.roster import Roster
 from cohort.sync import BRANCH_PREFIX
 

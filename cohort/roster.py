@@ -15,15 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from cohort.curriculum import BY_NAME, DAYS
+from cohort.errors import RosterError
 
 FILENAME = "cohort.toml"
 PAIR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 FORGE_BACKENDS = ("local", "github")
 WORKTREE = "worktree"  # template ref meaning "the files on disk now", uncommitted changes included
-
-
-class RosterError(Exception):
-    """The roster cannot be used; one line per problem."""
 
 
 @dataclass(frozen=True)

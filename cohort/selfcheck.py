@@ -11,11 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cohort.errors import CheckFailed
 from cohort.grading import manifest, sandbox, workspace
-
-
-class CheckFailed(Exception):
-    """A curriculum check failed; the message says which tests and why."""
 
 
 def _listing(tests: list[dict], limit: int = 15) -> str:

@@ -8,22 +8,18 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
 import tarfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cohort import docs_links
+from cohort import docs_links, git
+from cohort.errors import GitError, TemplateError
 from cohort.roster import WORKTREE, TemplateSource
 
 SNAPSHOT_DIR = "template"
 META_FILE = "template.json"
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".git")
-
-
-class TemplateError(Exception):
-    """The template cannot be taken or is missing (one line)."""
 
 
 @dataclass(frozen=True)
@@ -42,11 +38,7 @@ def resolve(repo: Path, ref: str) -> str | None:
     """The commit `ref` names in `repo` (None for "worktree")."""
     if ref == WORKTREE:
         return None
-    proc = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-        capture_output=True,
-        text=True,
-    )
+    proc = git.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=repo, check=False)
     if proc.returncode != 0:
         raise TemplateError(f"{repo}: git ref {ref!r} not found (template.ref in cohort.toml)")
     return proc.stdout.strip()
@@ -59,17 +51,12 @@ def export(repo: Path, commit: str | None, subdir: str, dest: Path) -> None:
             raise TemplateError(f"{repo / subdir}: not found (template.repo in cohort.toml)")
         shutil.copytree(repo / subdir, dest, ignore=IGNORED)
         return
-    proc = subprocess.run(
-        ["git", "-C", str(repo), "archive", "--format=tar", commit, "--", subdir],
-        capture_output=True,
-    )
-    if proc.returncode != 0:
-        why = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [
-            "git archive failed"
-        ]
-        raise TemplateError(f"{repo}: cannot export {subdir} at {commit[:12]}: {why[0]}")
+    try:
+        data = git.run("archive", "--format=tar", commit, "--", subdir, cwd=repo, text=False).stdout
+    except GitError as e:
+        raise TemplateError(f"{repo}: cannot export {subdir} at {commit[:12]}: {e}") from None
     prefix = subdir.rstrip("/") + "/"
-    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
         for m in members:
             m.name = m.name[len(prefix) :]

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from cohort.errors import StoreError
 from cohort.grading import results as results_format
 
 DB_NAME = "cohort.db"
@@ -106,10 +107,6 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     """,
     ),
 )
-
-
-class StoreError(Exception):
-    """The store cannot be opened or a results file cannot be stored (one line)."""
 
 
 def now_iso() -> str:

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cohort import snapshot
-from cohort.forge.base import Forge, ForgeError
+from cohort import git, snapshot
+from cohort.errors import CohortError, ForgeError, TemplateError
+from cohort.forge.base import Forge
 from cohort.forge.github import BRANCH, GitHubForge
-from cohort.github import git as gitops
 from cohort.roster import Roster
 
 UPDATE_DIR = ".template-update"  # the update being synced: template/ and template.json
@@ -140,7 +139,7 @@ def stage(roster: Roster) -> snapshot.Template:
     if (staging / snapshot.META_FILE).exists():
         staged = snapshot.load(staging)
         if staged.ref != roster.template.ref:
-            raise snapshot.TemplateError(
+            raise TemplateError(
                 f"{staging}: an update to template ref {staged.ref!r} is half synced; set "
                 f"template.ref back to {staged.ref!r} and re-run, or delete {staging}"
             )
@@ -183,9 +182,9 @@ def describe(version: str, source: str, changes: list[str], conflicts: Sequence[
 def sync_pair(remote: Remote, pair: str, update: Update, work: Path) -> PairSync:
     """Push the update to one pair as a branch based on its main (and propose it)."""
     url, env, branch = remote.url(pair), remote.env, update.branch
-    if gitops.out("ls-remote", url, f"refs/heads/{branch}", env=env):
+    if git.out("ls-remote", url, f"refs/heads/{branch}", env=env):
         return PairSync(pair, "exists", remote.propose(pair, branch, update.title, update.body()))
-    gitops.run(
+    git.run(
         "clone",
         "--quiet",
         "--depth",
@@ -197,22 +196,22 @@ def sync_pair(remote: Remote, pair: str, update: Update, work: Path) -> PairSync
         str(work),
         env=env,
     )
-    base = gitops.commit_tree(work, gitops.write_tree(work, update.old), "old", date=FIXED_DATE)
-    new_tree = gitops.write_tree(work, update.new)
-    theirs = gitops.commit_tree(work, new_tree, "new", base, date=FIXED_DATE)
-    merged = gitops.run("merge-recursive", base, "--", "HEAD", theirs, cwd=work, check=False)
+    base = git.commit_tree(work, git.write_tree(work, update.old), "old", date=FIXED_DATE)
+    new_tree = git.write_tree(work, update.new)
+    theirs = git.commit_tree(work, new_tree, "new", base, date=FIXED_DATE)
+    merged = git.run("merge-recursive", base, "--", "HEAD", theirs, cwd=work, check=False)
     if merged.returncode > 1:
         why = (merged.stderr.strip().splitlines() or [f"exit {merged.returncode}"])[-1]
         raise ForgeError(f"merging the update failed: {why}")
-    conflicts = gitops.out("diff", "--name-only", "--diff-filter=U", cwd=work).split("\n")
+    conflicts = git.out("diff", "--name-only", "--diff-filter=U", cwd=work).split("\n")
     conflicts = [c for c in conflicts if c]
-    gitops.run("add", "--all", ".", cwd=work)
-    tree, head = gitops.out("write-tree", cwd=work), gitops.out("rev-parse", "HEAD", cwd=work)
-    if tree == gitops.out("rev-parse", "HEAD^{tree}", cwd=work):
+    git.run("add", "--all", ".", cwd=work)
+    tree, head = git.out("write-tree", cwd=work), git.out("rev-parse", "HEAD", cwd=work)
+    if tree == git.out("rev-parse", "HEAD^{tree}", cwd=work):
         return PairSync(pair, "current", "already has the update")
     body = update.body(conflicts)
-    commit = gitops.commit_tree(work, tree, f"{update.title}\n\n{body}", head)
-    gitops.run("push", "--quiet", url, f"{commit}:refs/heads/{branch}", cwd=work, env=env)
+    commit = git.commit_tree(work, tree, f"{update.title}\n\n{body}", head)
+    git.run("push", "--quiet", url, f"{commit}:refs/heads/{branch}", cwd=work, env=env)
     where = remote.propose(pair, branch, update.title, body)
     if conflicts:
         return PairSync(pair, "conflicts", f"{', '.join(conflicts)}: {where}")
@@ -225,14 +224,14 @@ def sync(roster: Roster, forge: Forge, progress: Callable[[str], None] = print) 
     old, new = snapshot.load(roster.dir), stage(roster)
     with tempfile.TemporaryDirectory(prefix="cohort-sync-") as tmp:
         scratch = Path(tmp) / "scratch.git"
-        gitops.run("init", "--bare", "--quiet", str(scratch))
+        git.run("init", "--bare", "--quiet", str(scratch))
         old_files = remote.render(old.path, Path(tmp) / "old")
         new_files = remote.render(new.path, Path(tmp) / "new")
-        trees = [gitops.write_tree(scratch, files) for files in (old_files, new_files)]
+        trees = [git.write_tree(scratch, files) for files in (old_files, new_files)]
         if trees[0] == trees[1]:
             promote(roster)
             return Synced(None, promoted=True)
-        changes = gitops.out("diff-tree", "-r", "--name-status", *trees, cwd=scratch).split("\n")
+        changes = git.out("diff-tree", "-r", "--name-status", *trees, cwd=scratch).split("\n")
         version = (new.commit or trees[1])[:12]
         remote.check(any(c.split("\t")[-1].startswith(WORKFLOWS) for c in changes))
         source = f"{new.ref} at {new.commit[:12]}" if new.commit else "the organizers' work tree"
@@ -241,7 +240,7 @@ def sync(roster: Roster, forge: Forge, progress: Callable[[str], None] = print) 
         for i, pair in enumerate(roster.pairs, 1):
             try:
                 result = sync_pair(remote, pair.name, update, Path(tmp) / pair.name)
-            except (ForgeError, subprocess.SubprocessError) as e:
+            except CohortError as e:  # git, GitHub or the forge: this pair fails, the others go on
                 result = PairSync(pair.name, "failed", str(e).splitlines()[0])
             done.pairs.append(result)
             progress(f"[{i}/{len(roster.pairs)}] {pair.name}: {result.outcome} {result.detail}")

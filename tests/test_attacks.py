@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cohort.cli import main
+from cohort.errors import GradeError
 from cohort.grading import isolation, sandbox
 from tests.conftest import ROOT
 
@@ -243,7 +244,7 @@ def test_where_bwrap_cannot_run_the_results_say_so(tmp_path, monkeypatch):
         "mode": "none",
         "reason": "bubblewrap (bwrap) is not installed",
     }
-    with pytest.raises(sandbox.GradeError, match="--isolation bwrap: bubblewrap"):
+    with pytest.raises(GradeError, match="--isolation bwrap: bubblewrap"):
         sandbox.grade(repo, TESTS, DAY, LIMITS, isolate="bwrap")
 
 
@@ -251,7 +252,7 @@ def test_a_stale_manifest_is_a_one_line_error(tmp_path):
     tests = tmp_path / "tests"
     shutil.copytree(TESTS, tests)
     (tests / f"test_{DAY}.py").write_text((tests / f"test_{DAY}.py").read_text() + "\n# edited\n")
-    with pytest.raises(sandbox.GradeError, match="stale .*test_w0_prep.py changed"):
+    with pytest.raises(GradeError, match="stale .*test_w0_prep.py changed"):
         sandbox.grade(ROOT / "solutions", tests, DAY, LIMITS)
 
 

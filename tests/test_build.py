@@ -8,6 +8,7 @@ import pytest
 
 from cohort import build
 from cohort.cli import main
+from cohort.errors import BuildError
 
 SOLUTION = '''\
 import torch
@@ -53,7 +54,7 @@ def test_regions_become_named_not_implemented_errors():
     ],
 )
 def test_bad_markers_name_file_and_line(text, line, what):
-    with pytest.raises(build.BuildError, match=rf"^bad\.py:{line}: .*{what}"):
+    with pytest.raises(BuildError, match=rf"^bad\.py:{line}: .*{what}"):
         build.stub_source(text, Path("bad.py"), "d")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cohort import docs_links, forge, roster
+from cohort.errors import RosterError
 from tests.test_forge_local import git, tiny_organizer
 
 URL = "https://mlab-2027.github.io/cohort-template/docs"
@@ -73,9 +74,7 @@ def test_a_bad_docs_url_is_one_line_naming_the_field(tmp_path, bad):
         + '[[pairs]]\nname = "p"\nmembers = ["a"]\n'
         "[days]\nw0_prep = { release = 2026-01-05, deadline = 2026-01-06 }\n"
     )
-    with pytest.raises(
-        roster.RosterError, match=r"template\.docs_url: .* must be the http\(s\) URL"
-    ):
+    with pytest.raises(RosterError, match=r"template\.docs_url: .* must be the http\(s\) URL"):
         roster.parse(text, tmp_path / "cohort.toml")
 
 

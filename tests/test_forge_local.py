@@ -19,7 +19,7 @@ import pytest
 
 from cohort import forge, roster, store
 from cohort.cli import main
-from cohort.forge.base import CommitNotFound
+from cohort.errors import CommitNotFound
 from cohort.forge.local import LocalForge
 from cohort.snapshot import Template
 

@@ -7,8 +7,9 @@ import socket
 
 import pytest
 
+from cohort.errors import AuthError, GitHubError
 from cohort.github import auth
-from cohort.github.client import Client, GitHubError
+from cohort.github.client import Client
 from tests.fake_github import TOKEN, FakeGitHub
 
 
@@ -124,19 +125,19 @@ def test_token_from_env_then_gh(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert auth.find_token() == "from-gh"
     gh.write_text("#!/bin/sh\nexit 1\n")
-    with pytest.raises(auth.AuthError, match="set GITHUB_TOKEN or log in with `gh auth login`"):
+    with pytest.raises(AuthError, match="set GITHUB_TOKEN or log in with `gh auth login`"):
         auth.find_token()
 
 
 def test_scope_and_org_checks(fake, client):
     fake.scopes = "repo, admin:org"
     auth.check(client, ("repo", "read:org"), "cohort-org", "cmd")  # admin:org implies read:org
-    with pytest.raises(auth.AuthError, match="needs a GitHub token with the workflow scope"):
+    with pytest.raises(AuthError, match="needs a GitHub token with the workflow scope"):
         auth.check(client, ("repo", "workflow"), "cohort-org", "cmd")
     fake.scopes = None  # a fine-grained token lists no scopes: GitHub decides per request
     auth.check(client, ("repo", "workflow"), "cohort-org", "cmd")
-    with pytest.raises(auth.AuthError, match="cannot see organization 'elsewhere' \\(404\\)"):
+    with pytest.raises(AuthError, match="cannot see organization 'elsewhere' \\(404\\)"):
         auth.check(client, ("repo",), "elsewhere", "cmd")
     client.token = "revoked"
-    with pytest.raises(auth.AuthError, match="GitHub rejected the token \\(401 on GET /user\\)"):
+    with pytest.raises(AuthError, match="GitHub rejected the token \\(401 on GET /user\\)"):
         auth.check(client, ("repo",), "cohort-org", "cmd")

@@ -10,7 +10,7 @@ import pytest
 
 from cohort import forge, roster
 from cohort.cli import main
-from cohort.forge.base import CommitNotFound, ForgeError
+from cohort.errors import CommitNotFound, ForgeError
 from cohort.forge.github import GitHubForge, caller_workflow, settings
 from cohort.github.client import Client
 from tests.fake_github import GRADER, GRADER_REF, TOKEN, TRUSTED, FakeGitHub, organizer, roster_text

@@ -10,6 +10,7 @@ import pytest
 
 from cohort import roster
 from cohort.cli import main
+from cohort.errors import RosterError
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = """\
@@ -35,7 +36,7 @@ w1d1_raytracing = { release = "2026-01-06", deadline = "2026-01-07" }
 
 
 def problems(text: str) -> list[str]:
-    with pytest.raises(roster.RosterError) as e:
+    with pytest.raises(RosterError) as e:
         roster.parse(text, Path("cohort.toml"))
     return str(e.value).splitlines()
 
@@ -128,7 +129,7 @@ def test_every_problem_is_reported_at_once():
 
 def test_missing_file_says_how_to_make_one(tmp_path):
     with pytest.raises(
-        roster.RosterError, match=r"cohort.toml: not found \(create one with `cohort new DIR`\)"
+        RosterError, match=r"cohort.toml: not found \(create one with `cohort new DIR`\)"
     ):
         roster.load(tmp_path)
 

@@ -24,6 +24,7 @@ from cohort.cli import (
     sync,
     template,
 )
+from cohort.errors import CohortError
 
 COMMANDS = (
     template,
@@ -45,10 +46,6 @@ COMMANDS = (
 )
 
 
-class UserError(Exception):
-    """An error to show the user as one line, without a traceback."""
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cohort",
@@ -65,6 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except (UserError, *args.errors) as e:
+    except CohortError as e:  # bad input or a failed operation: one line, no traceback
         print(f"cohort {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from cohort.curriculum import available_days
+from cohort.errors import GradeError
 from cohort.grading import fingerprint
-from cohort.grading.workspace import GradeError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--before", default="", help="the commit before the push (github.event.before)")
     p.add_argument("--after", default="HEAD", help="the pushed commit (default: HEAD)")
     p.add_argument("--tests", type=Path, required=True, help="the trusted tests: their days count")
-    p.set_defaults(run=run, errors=(GradeError,))
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cohort import selfcheck
-from cohort.grading import sandbox
+from cohort.errors import CheckFailed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--day", help="one day only, e.g. w0_prep")
     p.add_argument("--root", type=Path, default=Path("."), help="organizer repository (default: .)")
-    p.set_defaults(run=run, errors=(selfcheck.CheckFailed, sandbox.GradeError))
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.what == "manifest":
         if args.day:
-            raise selfcheck.CheckFailed("--day: the manifest is recorded for every day at once")
+            raise CheckFailed("--day: the manifest is recorded for every day at once")
         path = selfcheck.write_manifest(args.root)
         print(f"{path}: recorded")
         return 0

@@ -7,8 +7,6 @@ import argparse
 from cohort import collect, roster
 from cohort.cli.roster import cohort_dir_option, positive_int
 from cohort.forge import github
-from cohort.forge.base import ForgeError
-from cohort.store import StoreError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=20,
         help="newest completed push runs to look at per pair (default: 20)",
     )
-    p.set_defaults(run=run, errors=(roster.RosterError, ForgeError, StoreError))
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

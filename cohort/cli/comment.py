@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from cohort.forge.base import ForgeError
+from cohort.errors import UsageError
 from cohort.github import auth
 from cohort.github.client import API_URL, Client
 from cohort.grading import results
@@ -30,12 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--author", default=BOT, help=f"login whose comment is updated in place (default: {BOT})"
     )
-    p.set_defaults(run=run, errors=(ForgeError, ValueError))
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if not REPO.match(args.repo):
-        raise ValueError(f"--repo {args.repo!r}: expected owner/name")
+        raise UsageError(f"--repo {args.repo!r}: expected owner/name")
     doc = results.load(args.results)
     api = os.environ.get("GITHUB_API_URL") or API_URL
     client = Client(auth.find_token(), api_url=api, write_interval=0)

@@ -6,11 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from cohort import demo, roster
+from cohort import demo
 from cohort.cli.roster import positive_int
-from cohort.forge.base import ForgeError
-from cohort.snapshot import TemplateError
-from cohort.store import StoreError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,9 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ref",
         help="git ref of the template and solutions (default: HEAD; 'worktree': files on disk)",
     )
-    p.set_defaults(
-        run=run, errors=(demo.DemoError, roster.RosterError, ForgeError, TemplateError, StoreError)
-    )
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,9 +8,8 @@ import subprocess
 from cohort import forge, roster
 from cohort.cli.roster import cohort_dir_option
 from cohort.curriculum import available_days
-from cohort.forge.base import ForgeError
+from cohort.errors import ForgeError
 from cohort.forge.local import LocalForge
-from cohort.snapshot import TemplateError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "what an interrupted run left.",
     )
     cohort_dir_option(p)
-    p.set_defaults(run=run_generate, errors=(roster.RosterError, ForgeError, TemplateError))
+    p.set_defaults(run=run_generate)
     p = sub.add_parser(
         "serve",
         help="serve the local forge's repositories with git daemon",
@@ -32,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cohort_dir_option(p)
     p.add_argument("--host", help="address to listen on (default: forge.host of cohort.toml)")
     p.add_argument("--port", type=int, help="port (default: forge.port of cohort.toml)")
-    p.set_defaults(run=run_serve, errors=(roster.RosterError, ForgeError))
+    p.set_defaults(run=run_serve)
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from cohort.curriculum import available_days
+from cohort.errors import GradeError
 from cohort.grading import feedback, fingerprint, isolation, results, sandbox
 
 
@@ -64,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="path of the checkout in the CI workspace, for annotation file paths",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print only the total")
-    p.set_defaults(run=run, errors=(sandbox.GradeError,))
+    p.set_defaults(run=run)
 
 
 def meta(pairs: list[str]) -> dict[str, str]:
@@ -72,7 +73,7 @@ def meta(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise sandbox.GradeError(f"--meta {pair!r}: expected KEY=VALUE")
+            raise GradeError(f"--meta {pair!r}: expected KEY=VALUE")
         extra[key] = value
     return extra
 

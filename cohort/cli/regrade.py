@@ -7,6 +7,7 @@ import argparse
 from cohort import roster, store
 from cohort.cli.grade import selected_days
 from cohort.cli.roster import cohort_dir_option
+from cohort.errors import RosterError
 from cohort.runner import queue
 
 
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DAY",
         help="only these days (repeatable, or separated by spaces or commas; default: every day)",
     )
-    p.set_defaults(run=run, errors=(roster.RosterError, store.StoreError))
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,13 +37,9 @@ def run(args: argparse.Namespace) -> int:
     days = selected_days(args.day)
     known = {d.name for d in cohort.days}
     if unknown := [d for d in days if d not in known]:
-        raise roster.RosterError(
-            f"--day {unknown[0]!r}: not a day of {cohort.dir / roster.FILENAME}"
-        )
+        raise RosterError(f"--day {unknown[0]!r}: not a day of {cohort.dir / roster.FILENAME}")
     if args.pair and args.pair not in {p.name for p in cohort.pairs}:
-        raise roster.RosterError(
-            f"--pair {args.pair!r}: not a pair of {cohort.dir / roster.FILENAME}"
-        )
+        raise RosterError(f"--pair {args.pair!r}: not a pair of {cohort.dir / roster.FILENAME}")
     db = store.connect(cohort.dir)
     try:
         queued = queue.regrade(db, args.pair, days or None)

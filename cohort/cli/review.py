@@ -7,7 +7,6 @@ import argparse
 from cohort import review, roster
 from cohort.cli.roster import cohort_dir_option
 from cohort.forge import github
-from cohort.forge.base import ForgeError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", choices=("assign",))
     cohort_dir_option(p)
     p.add_argument("--dry-run", action="store_true", help="print the assignments, request none")
-    p.set_defaults(run=run, errors=(roster.RosterError, ForgeError))
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

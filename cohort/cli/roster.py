@@ -9,7 +9,8 @@ from pathlib import Path
 
 from cohort import roster
 from cohort.curriculum import DAYS, available_days
-from cohort.snapshot import TemplateError, find_organizer_repo
+from cohort.errors import RosterError
+from cohort.snapshot import find_organizer_repo
 
 
 def cohort_dir_option(p: argparse.ArgumentParser) -> None:
@@ -50,13 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--repo", type=Path, help="organizer repository holding template/ (default: this one)"
     )
-    p.set_defaults(run=run, errors=(roster.RosterError, TemplateError))
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     path = args.dir / roster.FILENAME
     if path.exists():
-        raise roster.RosterError(f"{path}: already exists; edit it, or choose a new directory")
+        raise RosterError(f"{path}: already exists; edit it, or choose a new directory")
     repo = find_organizer_repo(args.repo)
     days = available_days(repo / "template" / "tests") or [d.name for d in DAYS]
     start = date.today() + timedelta(days=7 - date.today().weekday())  # next Monday

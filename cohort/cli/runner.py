@@ -6,9 +6,6 @@ import argparse
 
 from cohort import roster, runner
 from cohort.cli.roster import cohort_dir_option, positive_int
-from cohort.forge.base import ForgeError
-from cohort.snapshot import TemplateError
-from cohort.store import StoreError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="seconds a silent worker keeps its job (default: grading.lease_s)",
     )
-    p.set_defaults(run=run, errors=(roster.RosterError, ForgeError, TemplateError, StoreError))
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

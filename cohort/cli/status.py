@@ -7,7 +7,6 @@ import argparse
 from cohort import roster
 from cohort.cli.roster import cohort_dir_option
 from cohort.report.status import status
-from cohort.store import StoreError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     cohort_dir_option(p)
     p.add_argument("--pair", help="one pair's days and failing tests")
-    p.set_defaults(run=run, errors=(roster.RosterError, StoreError, ValueError))
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 
 from cohort import store
 from cohort.cli.roster import cohort_dir_option
+from cohort.errors import StoreError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,14 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("action", choices=("status", "rebuild"))
     cohort_dir_option(p)
-    p.set_defaults(run=run, errors=(store.StoreError,))
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
-        raise store.StoreError(f"{args.dir}: no such cohort directory")
+        raise StoreError(f"{args.dir}: no such cohort directory")
     if args.action == "status" and not (args.dir / store.DB_NAME).exists():
-        raise store.StoreError(
+        raise StoreError(
             f"{args.dir}: no {store.DB_NAME} here (not a cohort directory, or nothing pushed yet)"
         )
     db = store.connect(args.dir)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from cohort import report, roster
 from cohort.cli.roster import cohort_dir_option
-from cohort.store import StoreError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     cohort_dir_option(p)
     p.add_argument("--out", type=Path, help="where to write the site (default: DIR/site)")
-    p.set_defaults(run=run, errors=(roster.RosterError, StoreError))
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,8 +6,6 @@ import argparse
 
 from cohort import forge, roster, sync
 from cohort.cli.roster import cohort_dir_option
-from cohort.forge.base import ForgeError
-from cohort.snapshot import TemplateError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "what an interrupted run left. Exit status 1 when a pair could not be reached.",
     )
     cohort_dir_option(p)
-    p.set_defaults(run=run, errors=(roster.RosterError, ForgeError, TemplateError))
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

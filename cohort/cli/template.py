@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cohort import build
+from cohort.errors import BuildError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,15 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--check", action="store_true", help="change nothing; exit 1 if template/mlab is stale"
     )
     p.add_argument("--root", type=Path, default=Path("."), help="organizer repository (default: .)")
-    p.set_defaults(run=run, errors=(build.BuildError,))
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     src, dst = args.root / "solutions" / "mlab", args.root / "template" / "mlab"
     if not src.is_dir():
-        raise build.BuildError(
-            f"{src}: not found (run from the organizer repository or pass --root)"
-        )
+        raise BuildError(f"{src}: not found (run from the organizer repository or pass --root)")
     todo = build.plan(src, dst)
     if args.check:
         for rel in todo.stale:

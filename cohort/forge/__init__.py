@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cohort import snapshot
-from cohort.forge.base import Forge, ForgeError
+from cohort.errors import ForgeError
+from cohort.forge.base import Forge
 from cohort.roster import Roster
 
 

@@ -14,18 +14,6 @@ from cohort.roster import Pair
 from cohort.snapshot import Template
 
 
-class ForgeError(Exception):
-    """A forge operation failed; the message is one line saying what and where."""
-
-
-class RepoNotFound(ForgeError):
-    """The pair has no repository on this forge."""
-
-
-class CommitNotFound(ForgeError):
-    """The repository does not hold the commit asked for."""
-
-
 @dataclass(frozen=True)
 class Exported:
     """A commit exported for grading: its files sit in a directory, without git metadata."""

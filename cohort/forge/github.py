@@ -24,10 +24,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from cohort.forge.base import CommitNotFound, Exported, Forge, ForgeError, RepoNotFound
+from cohort import git
+from cohort.errors import CommitNotFound, ForgeError, GitHubError, RepoNotFound
+from cohort.forge.base import Exported, Forge
 from cohort.github import auth
-from cohort.github import git as gitops
-from cohort.github.client import API_URL, Client, GitHubError, last_page
+from cohort.github.client import API_URL, Client, last_page
 from cohort.roster import Pair, Roster
 from cohort.snapshot import Template
 
@@ -181,7 +182,7 @@ class GitHubForge(Forge):
 
     @property
     def git_env(self) -> dict[str, str]:
-        return gitops.auth_env(self.token, self.s.git_url)
+        return git.auth_env(self.token, self.s.git_url)
 
     def render(self, template: Path, dest: Path) -> Path:
         return render(template, dest, self.s)
@@ -276,17 +277,17 @@ class GitHubForge(Forge):
         url, env = self.clone_url(f"{org}/{name}"), self.git_env
         with tempfile.TemporaryDirectory(prefix="cohort-template-") as tmp:
             work = Path(tmp) / "repo.git"
-            gitops.run("init", "--bare", "--quiet", str(work))
-            head = gitops.out("ls-remote", url, f"refs/heads/{BRANCH}", env=env).split()
-            tree = gitops.write_tree(work, self.render(files, Path(tmp) / "files"))
+            git.run("init", "--bare", "--quiet", str(work))
+            head = git.out("ls-remote", url, f"refs/heads/{BRANCH}", env=env).split()
+            tree = git.write_tree(work, self.render(files, Path(tmp) / "files"))
             parents = []
             if head:
-                gitops.run("fetch", "--quiet", "--depth", "1", url, head[0], cwd=work, env=env)
-                if gitops.out("rev-parse", f"{head[0]}^{{tree}}", cwd=work) == tree:
+                git.run("fetch", "--quiet", "--depth", "1", url, head[0], cwd=work, env=env)
+                if git.out("rev-parse", f"{head[0]}^{{tree}}", cwd=work) == tree:
                     return False
                 parents = [head[0]]
-            commit = gitops.commit_tree(work, tree, message, *parents)
-            gitops.run("push", "--quiet", url, f"{commit}:refs/heads/{BRANCH}", cwd=work, env=env)
+            commit = git.commit_tree(work, tree, message, *parents)
+            git.run("push", "--quiet", url, f"{commit}:refs/heads/{BRANCH}", cwd=work, env=env)
         return True
 
     # the Forge interface

@@ -12,13 +12,14 @@ import io
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import cohort
-from cohort.forge.base import CommitNotFound, Exported, Forge, ForgeError, RepoNotFound
+from cohort import git
+from cohort.errors import CommitNotFound, GitError, RepoNotFound
+from cohort.forge.base import Exported, Forge
 from cohort.roster import Pair, Roster
 from cohort.snapshot import Template
 
@@ -30,24 +31,6 @@ HOOK = """\
 # Written by `cohort generate`: queue every push to this repository for grading.
 PYTHONPATH={src}${{PYTHONPATH:+:$PYTHONPATH}} exec {python} -m cohort.runner.hook {cohort_dir} {pair}
 """
-
-
-def git(
-    *args: str,
-    git_dir: Path | None = None,
-    cwd: Path | None = None,
-    env: dict | None = None,
-    text: bool = True,
-) -> str | bytes:
-    """Run git; a failure becomes ForgeError with git's last line of complaint."""
-    cmd = ["git", *(["--git-dir", str(git_dir)] if git_dir else []), *args]
-    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True)
-    if proc.returncode != 0:
-        why = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [
-            f"exit {proc.returncode}"
-        ]
-        raise ForgeError(f"git {args[0]} failed in {git_dir or cwd}: {why[0]}")
-    return proc.stdout.decode() if text else proc.stdout
 
 
 class LocalForge(Forge):
@@ -76,30 +59,12 @@ class LocalForge(Forge):
             return seed
         partial = self.root / f"{SEED}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
-        git("init", "--bare", "--quiet", f"--initial-branch={BRANCH}", str(partial))
-        who = {
-            "GIT_AUTHOR_NAME": "cohort",
-            "GIT_AUTHOR_EMAIL": "cohort@localhost",
-            "GIT_COMMITTER_NAME": "cohort",
-            "GIT_COMMITTER_EMAIL": "cohort@localhost",
-            "GIT_AUTHOR_DATE": template.taken_at,
-            "GIT_COMMITTER_DATE": template.taken_at,
-            "GIT_INDEX_FILE": str(partial / "cohort-index"),
-            "GIT_WORK_TREE": str(template.path),
-        }
-        git("add", "--all", ".", git_dir=partial, cwd=template.path, env=who)
-        tree = git("write-tree", git_dir=partial, env=who).strip()
+        git.run("init", "--bare", "--quiet", f"--initial-branch={BRANCH}", str(partial))
+        tree = git.write_tree(partial, template.path)
         at = f" at {template.ref} ({template.commit[:12]})" if template.commit else " (work tree)"
-        commit = git(
-            "commit-tree",
-            tree,
-            "-m",
-            f"Start from the cohort template{at}",
-            git_dir=partial,
-            env=who,
-        ).strip()
-        git("update-ref", f"refs/heads/{BRANCH}", commit, git_dir=partial)
-        (partial / "cohort-index").unlink()
+        message = f"Start from the cohort template{at}"
+        commit = git.commit_tree(partial, tree, message, date=template.taken_at)
+        git.run("update-ref", f"refs/heads/{BRANCH}", commit, git_dir=partial)
         (partial / "cohort-template").write_text(stamp)
         shutil.rmtree(seed, ignore_errors=True)
         partial.rename(seed)
@@ -158,15 +123,15 @@ class LocalForge(Forge):
         """The template commit the pair's repository was created with: the root of its main
         (None when it has no repository)."""
         try:
-            roots = git(
+            roots = git.out(
                 "rev-list", "--max-parents=0", f"refs/heads/{BRANCH}", git_dir=self._existing(pair)
             ).split()
-        except ForgeError:
+        except GitError:
             return None
         return roots[-1] if roots else None
 
     def branch_tips(self, pair: str) -> dict[str, str]:
-        out = git(
+        out = git.out(
             "for-each-ref",
             "--format=%(refname) %(objectname)",
             "refs/heads",
@@ -177,12 +142,12 @@ class LocalForge(Forge):
     def export(self, pair: str, commit: str, dest: Path) -> Exported:
         repo = self._existing(pair)
         try:
-            committed_at = git(
+            committed_at = git.out(
                 "log", "-1", "--format=%cI", f"{commit}^{{commit}}", "--", git_dir=repo
-            ).strip()
-        except ForgeError:
+            )
+        except GitError:
             raise CommitNotFound(f"{repo}: no commit {commit[:12]}") from None
-        data = git("archive", "--format=tar", commit, git_dir=repo, text=False)
+        data = git.run("archive", "--format=tar", commit, git_dir=repo, text=False).stdout
         dest.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             tar.extractall(dest, filter="data")

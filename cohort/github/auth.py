@@ -13,7 +13,8 @@ import shutil
 import subprocess
 from collections.abc import Iterable
 
-from cohort.github.client import Client, GitHubError
+from cohort.errors import AuthError, GitHubError
+from cohort.github.client import Client
 
 # scopes a classic token's scope implies (only those cohort asks for)
 IMPLIES = {
@@ -22,10 +23,6 @@ IMPLIES = {
     "write:org": {"write:org", "read:org"},
 }
 LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
-
-
-class AuthError(GitHubError):
-    """No usable token for what the command is about to do."""
 
 
 def find_token() -> str:

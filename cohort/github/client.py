@@ -26,21 +26,13 @@ from email.message import Message
 from typing import Any
 from urllib.parse import urlencode
 
-from cohort.forge.base import ForgeError
+from cohort.errors import GitHubError
 
 API_URL = "https://api.github.com"
 ACCEPT_JSON = "application/vnd.github+json"
 API_VERSION = "2022-11-28"
 NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 LAST_PAGE = re.compile(r'<[^>]*[?&]page=(\d+)[^>]*>;\s*rel="last"')
-
-
-class GitHubError(ForgeError):
-    """A GitHub request failed; `status` is the HTTP status (None when GitHub was not reached)."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)

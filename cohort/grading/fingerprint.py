@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import stat
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
 import cohort
+from cohort import git
 from cohort.curriculum import DAYS, available_days
 
 SHARED = "*"  # what `day_of` says of a file that belongs to every day
@@ -47,10 +47,6 @@ def changed_days(paths: Iterable[str], days: list[str]) -> list[str]:
     return list(days) if SHARED in touched else [d for d in days if d in touched]
 
 
-def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
-
-
 def changed_between(repo: Path, before: str | None, after: str, days: list[str]) -> list[str]:
     """The days to grade for a push from `before` to `after` in the clone `repo`: the days its
     changed files touch; every day when `before` is unknown (a new branch, a manual run, a
@@ -59,10 +55,12 @@ def changed_between(repo: Path, before: str | None, after: str, days: list[str])
     if (
         not before
         or set(before) == {"0"}
-        or _git(repo, "cat-file", "-e", f"{before}^{{commit}}").returncode
+        or git.run("cat-file", "-e", f"{before}^{{commit}}", cwd=repo, check=False).returncode
     ):
         return list(days)
-    diff = _git(repo, "diff", "--name-only", "--no-renames", "-z", before, after)
+    diff = git.run(
+        "diff", "--name-only", "--no-renames", "-z", before, after, cwd=repo, check=False
+    )
     if diff.returncode:
         return list(days)
     paths = [p for p in diff.stdout.split("\0") if p]

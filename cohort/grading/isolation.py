@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import cohort
+from cohort.errors import IsolationError
 
 MODES = ("auto", "bwrap", "none")
 WORKSPACE = "/grade"  # where the child sees its workspace
@@ -37,10 +38,6 @@ ETC = (
     "mime.types",
     "os-release",
 )
-
-
-class IsolationError(Exception):
-    """Isolation was required and cannot be had here (one line, with the reason)."""
 
 
 def _python_dirs() -> list[str]:

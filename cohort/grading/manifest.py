@@ -21,6 +21,7 @@ from pathlib import Path
 from _pytest.mark.expression import Expression  # what pytest's -m uses
 
 from cohort.curriculum import day_of_test_file
+from cohort.errors import ManifestError
 
 FILENAME = "manifest.json"
 SCHEMA = 1
@@ -28,10 +29,6 @@ SCHEMA = 1
 RAISED_AT = re.compile(r"NotImplementedError\b.*\n\s*at (?P<file>mlab/[\w/.-]+\.py):(?P<line>\d+)")
 STUB_MESSAGE = re.compile(r"NotImplementedError: (?P<name>[\w.<>]+): see docs/(?P<day>\w+)\.md#")
 SKIP_CALLS = {"skip", "importorskip", "skipif"}
-
-
-class ManifestError(Exception):
-    """The manifest is missing, unreadable or does not match the tests it describes."""
 
 
 @dataclass(frozen=True)

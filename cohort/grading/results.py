@@ -11,6 +11,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from cohort.errors import ResultsError
 from cohort.grading.outcomes import Benchmark, Item, Outcome
 
 SCHEMA_VERSION = 1
@@ -168,7 +169,7 @@ def load(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable results.json ({e})") from e
+        raise ResultsError(f"{path}: not a readable results.json ({e})") from e
     if not isinstance(data, dict) or not {"score", "max_score", "tests"} <= data.keys():
-        raise ValueError(f"{path}: results.json lacks score, max_score or tests")
+        raise ResultsError(f"{path}: results.json lacks score, max_score or tests")
     return data

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cohort
+from cohort import git
+from cohort.errors import GitError, GradeError
 from cohort.grading import isolation, manifest, results, verdict, workspace
 from cohort.grading.outcomes import (
     Benchmark,
@@ -36,7 +38,6 @@ from cohort.grading.outcomes import (
 )
 from cohort.grading.plugin import DESELECT_ENV, EVENTS_ENV
 from cohort.grading.static import scan_pair_code, scan_tests
-from cohort.grading.workspace import GradeError
 
 GRACE_S = 10.0  # beyond a test's own timeout before the parent kills the child
 # Collection imports every day's code (torch, transformers): on a loaded machine that takes
@@ -316,14 +317,8 @@ def _static_items(ws: Path, targets: list[str], run: Run) -> None:
 def git_facts(repo: Path) -> dict:
     """Commit and commit date of a git checkout (empty when it is not one)."""
     try:
-        out = subprocess.run(
-            ["git", "-C", str(repo), "log", "-1", "--format=%H%n%cI"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout.split()
-    except (OSError, subprocess.SubprocessError):
+        out = git.out("log", "-1", "--format=%H%n%cI", cwd=repo, timeout=30).split()
+    except GitError:
         return {}
     return {"commit": out[0], "committed_at": out[1]} if len(out) == 2 else {}
 
@@ -332,13 +327,10 @@ def _selection(
     tests: Path, ws: Path, day: str | None, markers: str | None
 ) -> tuple[list[manifest.Entry] | None, set[str]]:
     """The manifest's tests for this run and the exercises still stubbed in the pair's copy."""
-    try:
-        found = manifest.load(tests)
-        if found is None:
-            return None, set()
-        return found.select(ws / "tests", day, markers), manifest.still_stubs(found, ws)
-    except manifest.ManifestError as e:
-        raise GradeError(str(e)) from None
+    found = manifest.load(tests)  # ManifestError is a GradeError
+    if found is None:
+        return None, set()
+    return found.select(ws / "tests", day, markers), manifest.still_stubs(found, ws)
 
 
 def grade(
@@ -358,10 +350,7 @@ def grade(
     repo, limits = Path(repo), limits or Limits()
     if not repo.is_dir():
         raise GradeError(f"{repo}: no such directory to grade")
-    try:
-        mode, why = isolation.resolve(isolate)
-    except isolation.IsolationError as e:
-        raise GradeError(str(e)) from None
+    mode, why = isolation.resolve(isolate)  # IsolationError is a GradeError
     tests = Path(tests) if tests else repo / "tests"
     started, gpu = time.monotonic(), _gpu_name()
     with tempfile.TemporaryDirectory(prefix="cohort-grade-") as tmp:

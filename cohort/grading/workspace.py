@@ -11,6 +11,8 @@ import shutil
 import stat
 from pathlib import Path
 
+from cohort.errors import GradeError
+
 PYTEST_INI = """\
 [pytest]
 addopts = --strict-markers -p no:cacheprovider -q -rN
@@ -18,10 +20,6 @@ testpaths = tests
 """
 SKIPPED = {"__pycache__", ".pytest_cache"}
 MAX_COPY_MB = 512
-
-
-class GradeError(Exception):
-    """The checkout or the tests cannot be graded at all (one-line message)."""
 
 
 class Refused(Exception):

@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from cohort import store
+from cohort.errors import RosterError
 from cohort.report import board as board_mod
 from cohort.report.facts import day_facts
 from cohort.report.html import done, pair_href
@@ -108,5 +109,5 @@ def status(roster: Roster, pair: str | None = None) -> list[str]:
     if pair is None:
         return cohort_lines(roster, board, jobs)
     if pair not in board.pairs:
-        raise ValueError(f"no pair {pair!r} in {roster.path.name} or the store")
+        raise RosterError(f"no pair {pair!r} in {roster.path.name} or the store")
     return pair_lines(roster, board, pair, jobs)

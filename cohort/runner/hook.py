@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from cohort import store
+from cohort.errors import StoreError
 
 ZERO = "0" * 40
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     cohort_dir, pair = argv or sys.argv[1:]
     try:
         told = record(Path(cohort_dir), pair, sys.stdin.read().splitlines())
-    except (store.StoreError, sqlite3.Error, ValueError) as e:
+    except (StoreError, sqlite3.Error, ValueError) as e:
         print(
             f"cohort: this push is saved but could not be queued ({e}); the next `cohort runner` "
             "finds it",

@@ -28,15 +28,14 @@ from pathlib import Path
 from cohort import report, snapshot, store
 from cohort import roster as roster_file
 from cohort.curriculum import available_days
+from cohort.errors import CohortError, GradeError
 from cohort.forge import connect as connect_forge
-from cohort.forge.base import ForgeError
 from cohort.grading import fingerprint, results, sandbox
 from cohort.grading.static import scan_pair_code
 from cohort.runner import diffs, queue
 
 SCRATCH_DIR = "scratch"
 POLL_S = 0.5
-EXPECTED = (sandbox.GradeError, store.StoreError, ForgeError)  # reported in one line, no traceback
 
 
 @contextmanager
@@ -125,7 +124,7 @@ class Worker:
             with heartbeat(self.dir, job, self.me, self.lease_s):
                 res = self.grade(job)
         except Exception as e:  # a job that cannot be graded is marked failed, the runner goes on
-            if not isinstance(e, EXPECTED):
+            if not isinstance(e, CohortError):  # a cohort error is one line; anything else a bug
                 traceback.print_exc()
             queue.finish(
                 self.db, job, self.me, error=str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -199,7 +198,7 @@ class Worker:
             graded = set(available_days(template.tests))
             days = [d.name for d in self.roster.days if d.name in graded]
             if not days:
-                raise sandbox.GradeError("no day of cohort.toml has graders in the template")
+                raise GradeError("no day of cohort.toml has graders in the template")
             both = fingerprint.day_fingerprints(repo, template.tests, days, tests_id)
             files, prints = ({d: v[i] for d, v in both.items()} for i in (0, 1))
             todo, carried = self.plan(job, days, files, prints)
