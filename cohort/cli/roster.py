@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 from datetime import date, timedelta
 from pathlib import Path
 
-from cohort import roster
+from cohort import git, roster
 from cohort.curriculum import DAYS, available_days
 from cohort.errors import RosterError
 from cohort.snapshot import find_organizer_repo
@@ -32,11 +31,12 @@ def positive_int(text: str) -> int:
 
 def _has_commits(repo: Path) -> bool:
     """Is `repo` a git repository with a HEAD commit (else the template is taken from disk)?"""
-    proc = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
-        capture_output=True,
+    return (
+        git.run(
+            "rev-parse", "--verify", "--quiet", "HEAD^{commit}", cwd=repo, check=False
+        ).returncode
+        == 0
     )
-    return proc.returncode == 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
