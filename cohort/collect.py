@@ -30,10 +30,9 @@ import os
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
-from cohort import store
+from cohort import clock, store
 from cohort.forge.github import BRANCH, CALLER, SHA, GitHubForge
 from cohort.github.client import GitHubError
 from cohort.grading import results
@@ -205,11 +204,6 @@ def carry_over(db, cohort_dir: Path, doc: dict, days: list[str]) -> dict:
     return results.merge([doc, *parts]) if parts else doc
 
 
-def _stamp(iso: str) -> str:
-    """GitHub's `2026-01-05T10:00:00Z` in the store's format."""
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 class Collector:
     def __init__(self, roster: Roster, forge: GitHubForge, progress: Callable[[str], None]):
         self.roster, self.forge, self.progress = roster, forge, progress
@@ -272,9 +266,9 @@ class Collector:
             jobs={job: "graded" if docs[job] else "not run" for job in ARTIFACTS},
             pair=pair,
             ref=f"refs/heads/{run.get('head_branch')}",
-            pushed_at=_stamp(run["created_at"]),
+            pushed_at=clock.iso(run["created_at"]),
             run_url=run.get("html_url"),
-            collected_at=store.now_iso(),
+            collected_at=clock.now_iso(),
         )
         return doc
 

@@ -11,10 +11,9 @@ import shutil
 import subprocess
 import tarfile
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from cohort import docs_links
+from cohort import clock, docs_links
 from cohort.roster import WORKTREE, TemplateSource
 
 SNAPSHOT_DIR = "template"
@@ -104,7 +103,7 @@ def take(source: TemplateSource, cohort_dir: Path) -> Template:
         cohort_dir / SNAPSHOT_DIR,
         source.ref,
         commit,
-        datetime.now(UTC).isoformat(timespec="seconds"),
+        clock.now_iso(),
     )
     meta = {k: v for k, v in asdict(template).items() if k != "path"}
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")

@@ -11,10 +11,10 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from cohort.clock import now_iso
 from cohort.grading import results as results_format
 
 DB_NAME = "cohort.db"
@@ -110,11 +110,6 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 
 class StoreError(Exception):
     """The store cannot be opened or a results file cannot be stored (one line)."""
-
-
-def now_iso() -> str:
-    """The current time in UTC as stored in the database (sortable as text)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @contextmanager

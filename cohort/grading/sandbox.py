@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cohort
+from cohort import clock
 from cohort.grading import isolation, manifest, results, verdict, workspace
 from cohort.grading.outcomes import (
     Benchmark,
@@ -394,7 +395,7 @@ def grade(
         "pair": repo.resolve().name,
         "repo": str(repo),
         **git_facts(repo),
-        "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "graded_at": clock.now_iso(),
         "runner": {"kind": "gpu" if gpu else "cpu", "gpu": gpu},
         "markers": markers,
         "limits": limits.__dict__,

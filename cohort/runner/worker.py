@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cohort import report, snapshot, store
+from cohort import clock, report, snapshot, store
 from cohort import roster as roster_file
 from cohort.curriculum import available_days
 from cohort.forge import connect as connect_forge
@@ -210,7 +210,7 @@ class Worker:
                 "committed_at": exported.committed_at,
                 "ref": job.ref,
                 "pushed_at": job.pushed_at,
-                "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "graded_at": clock.now_iso(),
                 "graded_days": todo,
                 "carried_days": list(carried),
                 "template": {"ref": template.ref, "commit": template.commit, "tests": tests_id},
