@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -306,11 +305,7 @@ class Collector:
                 done.incomplete.append(f"{pair} run {run.get('id')} ({commit[:10]}): {e}")
                 continue
             doc = carry_over(db, self.roster.dir, doc, [d.name for d in self.roster.days])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(doc, indent=2) + "\n")
-            os.replace(tmp, path)
-            store.add_result(db, doc, rel)
+            store.save_result(db, self.roster.dir, doc)
             done.stored.append(f"{pair} {commit}")
             self.progress(f"{pair}: stored {commit[:10]} {doc['score']:g}/{doc['max_score']:g}")
 

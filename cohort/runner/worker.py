@@ -144,11 +144,7 @@ class Worker:
 
     def keep(self, doc: dict, days: list[str]) -> None:
         """Write the commit's results.json as it stands, then store `days` of it."""
-        rel = store.results_path(doc["extra_data"]["pair"], doc["extra_data"]["commit"])
-        tmp = (self.dir / rel).with_suffix(f".{os.getpid()}.tmp")
-        results.write(doc, tmp)
-        os.replace(tmp, self.dir / rel)
-        store.store_days(self.db, doc, rel, days)
+        store.save_result(self.db, self.dir, doc, days)
         self.refresh_site()
 
     def refresh_site(self) -> None:
