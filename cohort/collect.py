@@ -24,7 +24,6 @@ runs are stored oldest first.
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import zipfile
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cohort import clock, store
-from cohort.forge.github import BRANCH, CALLER, SHA, GitHubForge
+from cohort.forge.github import CALLER, SHA, GitHubForge
 from cohort.github.client import GitHubError
 from cohort.grading import results
 from cohort.roster import Roster
@@ -58,10 +57,6 @@ class Collected:
     rejected: list[str] = field(default_factory=list)  # one line each: pair, run, reason
     incomplete: list[str] = field(default_factory=list)  # runs without results, and why
     problems: list[str] = field(default_factory=list)  # pairs that could not be looked at
-
-
-def trusted_workflow(forge: GitHubForge) -> str:
-    return f"{forge.s.grader_repository}/{CALLER}@{forge.s.grader_ref}"
 
 
 def check_run(run: dict, full_name: str, trusted: str, pinned_sha: str | None) -> None:
@@ -119,13 +114,14 @@ def check_results(doc: object, job: str, full_name: str, run: dict, forge: GitHu
     extra = doc.get("extra_data")
     if not isinstance(extra, dict):
         raise Rejected("malformed results.json: no extra_data")
+    grader_repository, grader_ref = forge.grader
     expected = {
         "repo": full_name,
         "commit": run["head_sha"],
         "run_id": str(run["id"]),
         "job": job,
-        "grader_repository": forge.s.grader_repository,
-        "grader_ref": forge.s.grader_ref,
+        "grader_repository": grader_repository,
+        "grader_ref": grader_ref,
     }
     for key, want in expected.items():
         got = extra.get(key)
@@ -206,32 +202,19 @@ def carry_over(db, cohort_dir: Path, doc: dict, days: list[str]) -> dict:
 class Collector:
     def __init__(self, roster: Roster, forge: GitHubForge, progress: Callable[[str], None]):
         self.roster, self.forge, self.progress = roster, forge, progress
-        self.client = forge.client
-        self.trusted = trusted_workflow(forge)
-        self.pinned_sha = forge.s.grader_ref if SHA.match(forge.s.grader_ref) else None
-        self.callers = self.template_callers()
-
-    def template_callers(self) -> set[str]:
-        """Blob ids of every version of the caller the template repository has held (pairs
-        keep an older one until they merge a template update)."""
-        template = f"/repos/{self.forge.s.org}/{self.forge.s.template_repo}"
-        commits = self.client.paginate(f"{template}/commits", sha=BRANCH, path=CALLER)
-        return {
-            self.client.get(f"{template}/contents/{CALLER}", ref=c["sha"])["sha"]
-            for c in itertools.islice(commits, MAX_CALLERS)
-        }
+        # every version of the caller the template repository has held (pairs keep an older
+        # one until they merge a template update)
+        self.callers = forge.caller_versions(MAX_CALLERS)
 
     def artifact(self, full_name: str, run: dict, job: str) -> dict | None:
         """The results.json of the run's artifact for `job` (None when the job made none)."""
-        listing = self.client.get(f"/repos/{full_name}/actions/runs/{run['id']}/artifacts")
-        found = [a for a in listing.get("artifacts", []) if a.get("name") == ARTIFACTS[job]]
+        artifacts = self.forge.run_artifacts(full_name, run["id"])
+        found = [a for a in artifacts if a.get("name") == ARTIFACTS[job]]
         if not found:
             return None
         if found[0].get("expired"):
             raise NoResults(f"{ARTIFACTS[job]} has expired")
-        data = self.client.request(
-            "GET", f"/repos/{full_name}/actions/artifacts/{found[0]['id']}/zip"
-        ).body
+        data = self.forge.artifact_zip(full_name, found[0]["id"])
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as z:
                 info = z.getinfo("results.json")
@@ -243,14 +226,8 @@ class Collector:
 
     def verified(self, pair: str, full_name: str, run: dict) -> dict:
         """The run's merged, checked results document, or Rejected."""
-        check_run(run, full_name, self.trusted, self.pinned_sha)
-        caller = self.client.request(
-            "GET",
-            f"/repos/{full_name}/contents/{CALLER}",
-            params={"ref": run["head_sha"]},
-            ok=(404,),
-        )
-        if caller.status == 404 or caller.json().get("sha") not in self.callers:
+        check_run(run, full_name, self.forge.trusted_caller, self.forge.pinned_sha)
+        if self.forge.file_blob(full_name, CALLER, run["head_sha"]) not in self.callers:
             raise Rejected(f"{CALLER} at {run['head_sha'][:10]} is not one the cohort gave out")
         docs = {}
         for job in ARTIFACTS:
@@ -273,14 +250,8 @@ class Collector:
 
     def pair(self, pair: str, runs: int, db, done: Collected) -> None:
         full_name = self.forge.full_name(pair)
-        listing = self.client.get(
-            f"/repos/{full_name}/actions/workflows/{Path(CALLER).name}/runs",
-            event="push",
-            status="completed",
-            per_page=runs,
-        )
         newest = {}  # commit -> its newest run
-        for run in listing.get("workflow_runs", []):
+        for run in self.forge.push_runs(pair, runs):
             commit = run.get("head_sha", "")
             if SHA.match(commit):
                 newest.setdefault(commit, run)

@@ -201,3 +201,21 @@ def test_tips_initial_commit_and_export(tmp_path, org_repo, fake):
     with pytest.raises(CommitNotFound):
         gh.export("alpha", "0123456789ab" * 3 + "0123", tmp_path / "none")
     assert gh.repo_url("alpha").endswith("/cohort-org/alpha")
+
+
+def test_only_the_github_forge_touches_its_settings_and_client():
+    """Callers (collect, review, sync) go through the forge's methods, never `forge.s` or
+    `forge.client`."""
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "cohort"
+    reached = [
+        f"{path.relative_to(package)}:{node.lineno}"
+        for path in sorted(package.rglob("*.py"))
+        if path != package / "forge" / "github.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and node.attr in ("s", "client")
+        and ast.unparse(node.value).split(".")[-1] == "forge"
+    ]
+    assert reached == []

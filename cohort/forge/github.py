@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import itertools
 import json
 import os
 import re
@@ -410,6 +411,103 @@ class GitHubForge(Forge):
                 m.name = m.name.split("/", 1)[1]  # drop GitHub's `<owner>-<repo>-<sha>/`
             tar.extractall(dest, members=[m for m in members if m.name], filter="data")
         return Exported(info["sha"], info["commit"]["committer"]["date"])
+
+    # what `cohort collect` reads: the trusted grader, the pairs' runs and what they left
+    @property
+    def grader(self) -> tuple[str, str]:
+        """The organizers' repository and the cohort's pinned ref of it."""
+        return self.s.grader_repository, self.s.grader_ref
+
+    @property
+    def trusted_caller(self) -> str:
+        """The reusable workflow a pair's grading run must call: `<repository>/<path>@<ref>`."""
+        return f"{self.s.grader_repository}/{CALLER}@{self.s.grader_ref}"
+
+    @property
+    def pinned_sha(self) -> str | None:
+        """The pinned ref when it is a commit (a run must then have used exactly that one)."""
+        return self.s.grader_ref if SHA.match(self.s.grader_ref) else None
+
+    def caller_versions(self, limit: int) -> set[str]:
+        """Blob ids of the newest `limit` versions of the caller the template repository held."""
+        template = f"/repos/{self.s.org}/{self.s.template_repo}"
+        commits = self.client.paginate(f"{template}/commits", sha=BRANCH, path=CALLER)
+        return {
+            self.client.get(f"{template}/contents/{CALLER}", ref=c["sha"])["sha"]
+            for c in itertools.islice(commits, limit)
+        }
+
+    def file_blob(self, full_name: str, path: str, ref: str) -> str | None:
+        """The blob id of `path` at commit `ref` of the repository (None when it has none)."""
+        resp = self.client.request(
+            "GET", f"/repos/{full_name}/contents/{path}", params={"ref": ref}, ok=(404,)
+        )
+        return None if resp.status == 404 else resp.json().get("sha")
+
+    def push_runs(self, pair: str, runs: int) -> list[dict]:
+        """The newest `runs` completed push runs of the pair's grading workflow, newest first."""
+        listing = self.client.get(
+            f"/repos/{self.full_name(pair)}/actions/workflows/{Path(CALLER).name}/runs",
+            event="push",
+            status="completed",
+            per_page=runs,
+        )
+        return listing.get("workflow_runs", [])
+
+    def run_artifacts(self, full_name: str, run_id: int) -> list[dict]:
+        """The artifacts a workflow run uploaded (name, id, expired, ...)."""
+        listing = self.client.get(f"/repos/{full_name}/actions/runs/{run_id}/artifacts")
+        return listing.get("artifacts", [])
+
+    def artifact_zip(self, full_name: str, artifact_id: int) -> bytes:
+        """The bytes of an artifact's zip archive."""
+        return self.client.request(
+            "GET", f"/repos/{full_name}/actions/artifacts/{artifact_id}/zip"
+        ).body
+
+    # pull requests (`cohort review assign`, `cohort sync`)
+    def open_pulls(self, pair: str) -> list[dict]:
+        """The pair's open pull requests, by number."""
+        pulls = self.client.paginate(
+            f"/repos/{self.full_name(pair)}/pulls", state="open", sort="created"
+        )
+        return sorted(pulls, key=lambda p: p["number"])
+
+    def reviewers(self, pair: str, number: int) -> list[str]:
+        """Logins of everyone who has reviewed the pull request."""
+        reviews = self.client.paginate(f"/repos/{self.full_name(pair)}/pulls/{number}/reviews")
+        return [(r.get("user") or {}).get("login", "") for r in reviews]
+
+    def request_review(self, pair: str, number: int, login: str) -> None:
+        self.client.request(
+            "POST",
+            f"/repos/{self.full_name(pair)}/pulls/{number}/requested_reviewers",
+            {"reviewers": [login]},
+        )
+
+    def propose(self, pair: str, branch: str, title: str, body: str) -> str:
+        """The URL of the pull request of `branch` into main, opened now if there is none."""
+        full = self.full_name(pair)
+
+        def existing() -> str | None:
+            head = f"{self.s.org}:{branch}"
+            for pull in self.client.paginate(f"/repos/{full}/pulls", state="all", head=head):
+                return pull["html_url"]
+            return None
+
+        if found := existing():
+            return found
+        resp = self.client.request(
+            "POST",
+            f"/repos/{full}/pulls",
+            {"title": title, "head": branch, "base": BRANCH, "body": body},
+            ok=(422,),
+        )
+        if resp.status == 422:  # opened meanwhile ("A pull request already exists")
+            if found := existing():
+                return found
+            raise ForgeError(f"{full}: cannot open a pull request for {branch}: {resp.message()}")
+        return resp.json()["html_url"]
 
 
 def connect(roster: Roster) -> GitHubForge:
