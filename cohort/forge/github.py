@@ -7,12 +7,12 @@ to the template repository (its grading workflow filled in with the organizers' 
 pinned ref), then for each pair: generates the repository, invites the members with push access,
 gives the TA team push access and protects main. Every step is idempotent; what was applied to
 each repository is remembered in `forge-github.json`, so a re-run skips finished repositories and
-finishes the others. Settings come from `[forge.github]` in cohort.toml (see `OPTIONS`).
+finishes the others. Settings come from `[forge.github]` in cohort.toml, checked with the rest
+of the roster (`roster.GitHubSettings`).
 """
 
 from __future__ import annotations
 
-import difflib
 import io
 import itertools
 import json
@@ -21,103 +21,25 @@ import re
 import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from cohort.forge.base import CommitNotFound, Exported, Forge, ForgeError, RepoNotFound
 from cohort.github import auth
 from cohort.github import git as gitops
-from cohort.github.client import API_URL, Client, GitHubError, last_page
-from cohort.roster import Pair, Roster
+from cohort.github.client import Client, GitHubError, last_page
+from cohort.roster import GitHubSettings, Pair, Roster
 from cohort.snapshot import Template
 
 BRANCH = "main"
 CALLER = ".github/workflows/grade.yml"  # the pair's workflow; the organizers' has the same path
 STATE_FILE = "forge-github.json"
 SCOPES = ("repo", "workflow", "admin:org")  # create repos, push workflows, manage the TA team
-NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-REF = re.compile(r"^[A-Za-z0-9_./-]+$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 MAIN_WAIT_S = (1, 2, 4, 8, 16, 30)  # a generated repository's content appears after a moment
 
 
-@dataclass(frozen=True)
-class Settings:
-    """`[forge.github]` of cohort.toml."""
-
-    org: str  # the organization holding the pairs' repositories
-    grader_repository: str  # owner/name of the organizers' repository (the reusable workflow)
-    grader_ref: str  # the cohort's pinned ref of it: a tag, branch or commit
-    template_repo: str = "pair-template"  # in `org`; `cohort generate` creates and fills it
-    team: str = "tas"  # slug of the TA team, made if missing; gets push access to every pair
-    repo_prefix: str = ""  # pair repository = prefix + pair name
-    reviews: int = 1  # approving reviews a pull request into main needs
-    gpu: bool = True  # run the gpu/bench job of the grading workflow
-    gpu_runs_on: str = ""  # its runs-on as JSON, e.g. '["arc-gpu"]' (default: the workflow's)
-    api_url: str = API_URL
-    git_url: str = "https://github.com"
-    write_interval: float = 1.0  # seconds between write requests
-
-
-OPTIONS = {f.name: f.type for f in fields(Settings)}  # name -> type, as text
-KINDS = {
-    "str": "a string",
-    "int": "a whole number >= 0",
-    "float": "a number >= 0",
-    "bool": "true or false",
-}
-PATTERNS = {
-    "org": NAME,
-    "template_repo": NAME,
-    "repo_prefix": re.compile(r"^[A-Za-z0-9_.-]*$"),
-    "grader_repository": re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"),
-    "grader_ref": REF,
-    "team": re.compile(r"^[a-z0-9][a-z0-9-]*$"),
-}
-
-
-def _typed(value: Any, kind: str) -> bool:
-    if isinstance(value, bool):
-        return kind == "bool"
-    if kind in ("int", "float"):
-        return isinstance(value, int if kind == "int" else int | float) and value >= 0
-    return kind == "str" and isinstance(value, str)
-
-
-def settings(roster: Roster) -> Settings:
-    """The github backend's settings, or ForgeError with one line per problem."""
-    raw, where, problems = roster.forge.options, f"{roster.path}: forge.github", []
-    for key in sorted(raw.keys() - OPTIONS.keys()):
-        hint = difflib.get_close_matches(key, OPTIONS, n=1)
-        problems.append(
-            f"{where}.{key}: unknown setting" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-        )
-    values = {}
-    for name, kind in OPTIONS.items():
-        if name not in raw:
-            continue
-        value = raw[name]
-        if not _typed(value, kind):
-            problems.append(f"{where}.{name}: must be {KINDS[kind]}, not {value!r}")
-        elif name in PATTERNS and not PATTERNS[name].match(value):
-            problems.append(f"{where}.{name}: {value!r} is not a valid {name}")
-        else:
-            values[name] = value
-    for name in ("org", "grader_repository", "grader_ref"):
-        if name not in raw:
-            problems.append(f"{where}.{name}: missing (see docs/github.md)")
-    if values.get("gpu_runs_on"):
-        try:
-            json.loads(values["gpu_runs_on"])
-        except ValueError:
-            problems.append(f"{where}.gpu_runs_on: must be JSON, e.g. '[\"arc-gpu\"]'")
-    if problems:
-        raise ForgeError("\n".join(problems))
-    return Settings(**values)
-
-
-def caller_workflow(text: str, s: Settings) -> str:
+def caller_workflow(text: str, s: GitHubSettings) -> str:
     """The template's grading workflow with the organizers' repository and pinned ref filled in."""
     lines = {
         "uses": (
@@ -148,7 +70,7 @@ def caller_workflow(text: str, s: Settings) -> str:
     return text
 
 
-def render(template: Path, dest: Path, s: Settings) -> Path:
+def render(template: Path, dest: Path, s: GitHubSettings) -> Path:
     """Copy the template snapshot to `dest` as a pair receives it (the caller filled in)."""
     shutil.copytree(template, dest)
     caller = dest / CALLER
@@ -160,7 +82,11 @@ def render(template: Path, dest: Path, s: Settings) -> Path:
 
 class GitHubForge(Forge):
     def __init__(self, roster: Roster, client: Client | None = None):
-        self.roster, self.s = roster, settings(roster)
+        if roster.forge.github is None:
+            raise ForgeError(
+                f"{roster.path}: forge.backend is {roster.forge.backend!r}, not github"
+            )
+        self.roster, self.s = roster, roster.forge.github
         self.token = auth.find_token() if client is None else client.token
         self.client = client or Client(self.token, self.s.api_url, self.s.write_interval)
         self.state_path = roster.dir / STATE_FILE
