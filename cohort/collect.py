@@ -10,7 +10,10 @@ artifacts. A result is stored only when
    other job of the run can have uploaded the artifact);
 3. results.json names the repository it was fetched from, the run's commit and run id, the job
    its artifact belongs to and the pinned grader;
-4. every test's score agrees with its status and the totals add up from the tests.
+4. every test's score agrees with its status and the totals add up from the tests, and (when the
+   template snapshot has its `tests/manifest.json`) each test is one the manifest holds for its
+   day, once, with the manifest's points as its max_score (0 when skipped), and every test the
+   manifest holds for a day the run graded is there.
 Anything else is reported as rejected, with the reason, and not stored. Runs that left no
 results (cancelled, failed before grading, artifacts expired) are listed apart.
 
@@ -30,10 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cohort import clock, store
+from cohort import clock, snapshot, store
 from cohort.forge.github import CALLER, SHA, GitHubForge
 from cohort.github.client import GitHubError
-from cohort.grading import results
+from cohort.grading import manifest, results
+from cohort.grading.manifest import Manifest, ManifestError
 from cohort.roster import Roster
 
 ARTIFACTS = {"cpu": "results-cpu", "gpu": "results-gpu"}
@@ -142,6 +146,41 @@ def check_results(doc: object, job: str, full_name: str, run: dict, forge: GitHu
     return doc
 
 
+def check_manifest(doc: dict, trusted: Manifest) -> None:
+    """Rule 4's manifest half for a run's merged document (see the module docstring)."""
+    seen, days = set(), set()
+    for t in doc["tests"]:
+        name, tags = t["name"], t.get("tags")
+        day = tags[0] if isinstance(tags, list) and tags else None
+        entry = trusted.tests.get(name)
+        if entry is None or entry.day != day:
+            raise Rejected(f"test {name} of day {day!r} is not one the manifest holds")
+        if name in seen:
+            raise Rejected(f"test {name} is listed twice")
+        want = 0.0 if t["status"] == "skipped" else entry.points
+        if abs(t["max_score"] - want) > EPS:
+            raise Rejected(
+                f"test {name} has max_score {t['max_score']:g}, the manifest's points are "
+                f"{entry.points:g}"
+            )
+        seen.add(name)
+        days.add(day)
+    missing = sorted(
+        e.nodeid for e in trusted.tests.values() if e.day in days and e.nodeid not in seen
+    )
+    if missing:
+        raise Rejected(f"{len(missing)} test(s) of the graded days missing, e.g. {missing[0]}")
+
+
+def trusted_manifest(cohort_dir: Path) -> Manifest | None:
+    """The manifest of the cohort's template snapshot, checked against its tests (None: none)."""
+    tests = cohort_dir / snapshot.SNAPSHOT_DIR / "tests"
+    found = manifest.load(tests)
+    if found is not None:
+        manifest.check_fresh(found, tests)
+    return found
+
+
 def merge(cpu: dict, gpu: dict | None) -> dict:
     """One document for a commit: the GPU job's graded tests replace the CPU job's entries."""
     if gpu is None:
@@ -205,6 +244,11 @@ class Collector:
         # every version of the caller the template repository has held (pairs keep an older
         # one until they merge a template update)
         self.callers = forge.caller_versions(MAX_CALLERS)
+        self.manifest, self.unreadable = None, None
+        try:
+            self.manifest = trusted_manifest(roster.dir)
+        except ManifestError as e:
+            self.unreadable = str(e)  # no run can be checked: each is rejected saying so
 
     def artifact(self, full_name: str, run: dict, job: str) -> dict | None:
         """The results.json of the run's artifact for `job` (None when the job made none)."""
@@ -227,6 +271,8 @@ class Collector:
     def verified(self, pair: str, full_name: str, run: dict) -> dict:
         """The run's merged, checked results document, or Rejected."""
         check_run(run, full_name, self.forge.trusted_caller, self.forge.pinned_sha)
+        if self.unreadable:
+            raise Rejected(f"its tests cannot be checked: {self.unreadable}")
         if self.forge.file_blob(full_name, CALLER, run["head_sha"]) not in self.callers:
             raise Rejected(f"{CALLER} at {run['head_sha'][:10]} is not one the cohort gave out")
         docs = {}
@@ -236,6 +282,8 @@ class Collector:
         if docs["cpu"] is None:
             raise NoResults(f"no {ARTIFACTS['cpu']} artifact ({run.get('conclusion')})")
         doc = merge(docs["cpu"], docs["gpu"])
+        if self.manifest is not None:
+            check_manifest(doc, self.manifest)
         doc["extra_data"].update(
             # a job no runner took (e.g. no GPU runner matches its labels) left no artifact: its
             # tests stay skipped (counting nothing), and the job is "not run", never a zero
