@@ -10,7 +10,10 @@ artifacts. A result is stored only when
    other job of the run can have uploaded the artifact);
 3. results.json names the repository it was fetched from, the run's commit and run id, the job
    its artifact belongs to and the pinned grader;
-4. every test's score agrees with its status and the totals add up from the tests.
+4. every test's score agrees with its status and the totals add up from the tests, and (when the
+   template snapshot has its `tests/manifest.json`) each test is one the manifest holds for its
+   day, once, with the manifest's points as its max_score (0 when skipped), and every test the
+   manifest holds for a day the run graded is there.
 Anything else is reported as rejected, with the reason, and not stored. Runs that left no
 results (cancelled, failed before grading, artifacts expired) are listed apart.
 
@@ -24,19 +27,17 @@ runs are stored oldest first.
 from __future__ import annotations
 
 import io
-import itertools
 import json
-import os
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
-from cohort import store
-from cohort.errors import GitHubError
-from cohort.forge.github import BRANCH, CALLER, SHA, GitHubForge
-from cohort.grading import results
+from cohort import clock, snapshot, store
+from cohort.errors import GitHubError, ManifestError
+from cohort.forge.github import CALLER, SHA, GitHubForge
+from cohort.grading import manifest, results
+from cohort.grading.manifest import Manifest
 from cohort.roster import Roster
 
 ARTIFACTS = {"cpu": "results-cpu", "gpu": "results-gpu"}
@@ -60,10 +61,6 @@ class Collected:
     rejected: list[str] = field(default_factory=list)  # one line each: pair, run, reason
     incomplete: list[str] = field(default_factory=list)  # runs without results, and why
     problems: list[str] = field(default_factory=list)  # pairs that could not be looked at
-
-
-def trusted_workflow(forge: GitHubForge) -> str:
-    return f"{forge.s.grader_repository}/{CALLER}@{forge.s.grader_ref}"
 
 
 def check_run(run: dict, full_name: str, trusted: str, pinned_sha: str | None) -> None:
@@ -121,13 +118,14 @@ def check_results(doc: object, job: str, full_name: str, run: dict, forge: GitHu
     extra = doc.get("extra_data")
     if not isinstance(extra, dict):
         raise Rejected("malformed results.json: no extra_data")
+    grader_repository, grader_ref = forge.grader
     expected = {
         "repo": full_name,
         "commit": run["head_sha"],
         "run_id": str(run["id"]),
         "job": job,
-        "grader_repository": forge.s.grader_repository,
-        "grader_ref": forge.s.grader_ref,
+        "grader_repository": grader_repository,
+        "grader_ref": grader_ref,
     }
     for key, want in expected.items():
         got = extra.get(key)
@@ -146,6 +144,41 @@ def check_results(doc: object, job: str, full_name: str, run: dict, forge: GitHu
         if any(abs(_number(got.get(k, -1), f"days.{day}.{k}") - want[k]) > EPS for k in want):
             raise Rejected(f"{ARTIFACTS[job]}: extra_data.days.{day} does not add up")
     return doc
+
+
+def check_manifest(doc: dict, trusted: Manifest) -> None:
+    """Rule 4's manifest half for a run's merged document (see the module docstring)."""
+    seen, days = set(), set()
+    for t in doc["tests"]:
+        name, tags = t["name"], t.get("tags")
+        day = tags[0] if isinstance(tags, list) and tags else None
+        entry = trusted.tests.get(name)
+        if entry is None or entry.day != day:
+            raise Rejected(f"test {name} of day {day!r} is not one the manifest holds")
+        if name in seen:
+            raise Rejected(f"test {name} is listed twice")
+        want = 0.0 if t["status"] == "skipped" else entry.points
+        if abs(t["max_score"] - want) > EPS:
+            raise Rejected(
+                f"test {name} has max_score {t['max_score']:g}, the manifest's points are "
+                f"{entry.points:g}"
+            )
+        seen.add(name)
+        days.add(day)
+    missing = sorted(
+        e.nodeid for e in trusted.tests.values() if e.day in days and e.nodeid not in seen
+    )
+    if missing:
+        raise Rejected(f"{len(missing)} test(s) of the graded days missing, e.g. {missing[0]}")
+
+
+def trusted_manifest(cohort_dir: Path) -> Manifest | None:
+    """The manifest of the cohort's template snapshot, checked against its tests (None: none)."""
+    tests = cohort_dir / snapshot.SNAPSHOT_DIR / "tests"
+    found = manifest.load(tests)
+    if found is not None:
+        manifest.check_fresh(found, tests)
+    return found
 
 
 def merge(cpu: dict, gpu: dict | None) -> dict:
@@ -205,40 +238,27 @@ def carry_over(db, cohort_dir: Path, doc: dict, days: list[str]) -> dict:
     return results.merge([doc, *parts]) if parts else doc
 
 
-def _stamp(iso: str) -> str:
-    """GitHub's `2026-01-05T10:00:00Z` in the store's format."""
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 class Collector:
     def __init__(self, roster: Roster, forge: GitHubForge, progress: Callable[[str], None]):
         self.roster, self.forge, self.progress = roster, forge, progress
-        self.client = forge.client
-        self.trusted = trusted_workflow(forge)
-        self.pinned_sha = forge.s.grader_ref if SHA.match(forge.s.grader_ref) else None
-        self.callers = self.template_callers()
-
-    def template_callers(self) -> set[str]:
-        """Blob ids of every version of the caller the template repository has held (pairs
-        keep an older one until they merge a template update)."""
-        template = f"/repos/{self.forge.s.org}/{self.forge.s.template_repo}"
-        commits = self.client.paginate(f"{template}/commits", sha=BRANCH, path=CALLER)
-        return {
-            self.client.get(f"{template}/contents/{CALLER}", ref=c["sha"])["sha"]
-            for c in itertools.islice(commits, MAX_CALLERS)
-        }
+        # every version of the caller the template repository has held (pairs keep an older
+        # one until they merge a template update)
+        self.callers = forge.caller_versions(MAX_CALLERS)
+        self.manifest, self.unreadable = None, None
+        try:
+            self.manifest = trusted_manifest(roster.dir)
+        except ManifestError as e:
+            self.unreadable = str(e)  # no run can be checked: each is rejected saying so
 
     def artifact(self, full_name: str, run: dict, job: str) -> dict | None:
         """The results.json of the run's artifact for `job` (None when the job made none)."""
-        listing = self.client.get(f"/repos/{full_name}/actions/runs/{run['id']}/artifacts")
-        found = [a for a in listing.get("artifacts", []) if a.get("name") == ARTIFACTS[job]]
+        artifacts = self.forge.run_artifacts(full_name, run["id"])
+        found = [a for a in artifacts if a.get("name") == ARTIFACTS[job]]
         if not found:
             return None
         if found[0].get("expired"):
             raise NoResults(f"{ARTIFACTS[job]} has expired")
-        data = self.client.request(
-            "GET", f"/repos/{full_name}/actions/artifacts/{found[0]['id']}/zip"
-        ).body
+        data = self.forge.artifact_zip(full_name, found[0]["id"])
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as z:
                 info = z.getinfo("results.json")
@@ -250,14 +270,10 @@ class Collector:
 
     def verified(self, pair: str, full_name: str, run: dict) -> dict:
         """The run's merged, checked results document, or Rejected."""
-        check_run(run, full_name, self.trusted, self.pinned_sha)
-        caller = self.client.request(
-            "GET",
-            f"/repos/{full_name}/contents/{CALLER}",
-            params={"ref": run["head_sha"]},
-            ok=(404,),
-        )
-        if caller.status == 404 or caller.json().get("sha") not in self.callers:
+        check_run(run, full_name, self.forge.trusted_caller, self.forge.pinned_sha)
+        if self.unreadable:
+            raise Rejected(f"its tests cannot be checked: {self.unreadable}")
+        if self.forge.file_blob(full_name, CALLER, run["head_sha"]) not in self.callers:
             raise Rejected(f"{CALLER} at {run['head_sha'][:10]} is not one the cohort gave out")
         docs = {}
         for job in ARTIFACTS:
@@ -266,28 +282,24 @@ class Collector:
         if docs["cpu"] is None:
             raise NoResults(f"no {ARTIFACTS['cpu']} artifact ({run.get('conclusion')})")
         doc = merge(docs["cpu"], docs["gpu"])
+        if self.manifest is not None:
+            check_manifest(doc, self.manifest)
         doc["extra_data"].update(
             # a job no runner took (e.g. no GPU runner matches its labels) left no artifact: its
             # tests stay skipped (counting nothing), and the job is "not run", never a zero
             jobs={job: "graded" if docs[job] else "not run" for job in ARTIFACTS},
             pair=pair,
             ref=f"refs/heads/{run.get('head_branch')}",
-            pushed_at=_stamp(run["created_at"]),
+            pushed_at=clock.iso(run["created_at"]),
             run_url=run.get("html_url"),
-            collected_at=store.now_iso(),
+            collected_at=clock.now_iso(),
         )
         return doc
 
     def pair(self, pair: str, runs: int, db, done: Collected) -> None:
         full_name = self.forge.full_name(pair)
-        listing = self.client.get(
-            f"/repos/{full_name}/actions/workflows/{Path(CALLER).name}/runs",
-            event="push",
-            status="completed",
-            per_page=runs,
-        )
         newest = {}  # commit -> its newest run
-        for run in listing.get("workflow_runs", []):
+        for run in self.forge.push_runs(pair, runs):
             commit = run.get("head_sha", "")
             if SHA.match(commit):
                 newest.setdefault(commit, run)
@@ -312,11 +324,7 @@ class Collector:
                 done.incomplete.append(f"{pair} run {run.get('id')} ({commit[:10]}): {e}")
                 continue
             doc = carry_over(db, self.roster.dir, doc, [d.name for d in self.roster.days])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(doc, indent=2) + "\n")
-            os.replace(tmp, path)
-            store.add_result(db, doc, rel)
+            store.save_result(db, self.roster.dir, doc)
             done.stored.append(f"{pair} {commit}")
             self.progress(f"{pair}: stored {commit[:10]} {doc['score']:g}/{doc['max_score']:g}")
 

@@ -54,17 +54,12 @@ def open_pulls(forge: GitHubForge, roster: Roster) -> list[PullRequest]:
     by_login = {ta.lower(): ta for ta in roster.tas}
     found = []
     for pair in roster.pairs:
-        full = forge.full_name(pair.name)
-        pulls = forge.client.paginate(f"/repos/{full}/pulls", state="open", sort="created")
-        for pull in sorted(pulls, key=lambda p: p["number"]):
+        for pull in forge.open_pulls(pair.name):
             if pull.get("draft") or pull["head"]["ref"].startswith(BRANCH_PREFIX):
                 continue
             logins = [u["login"] for u in pull.get("requested_reviewers", [])]
             if not any(login.lower() in by_login for login in logins):
-                reviews = f"/repos/{full}/pulls/{pull['number']}/reviews"
-                logins = [
-                    (r.get("user") or {}).get("login", "") for r in forge.client.paginate(reviews)
-                ]
+                logins = forge.reviewers(pair.name, pull["number"])
             tas = sorted(
                 {by_login[login.lower()] for login in logins if login.lower() in by_login},
                 key=roster.tas.index,
@@ -90,11 +85,7 @@ def assign(
     for pull, ta in plan(pulls, roster.tas):
         if not dry_run:
             try:
-                forge.client.request(
-                    "POST",
-                    f"/repos/{forge.full_name(pull.pair)}/pulls/{pull.number}/requested_reviewers",
-                    {"reviewers": [ta]},
-                )
+                forge.request_review(pull.pair, pull.number, ta)
             except GitHubError as e:
                 done.failed.append(f"{pull.url}: {e}")
                 continue

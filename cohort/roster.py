@@ -7,9 +7,10 @@ the field and what is wrong, e.g. `cohort.toml: pairs[2].members: 'ada' is also 
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,48 @@ class TemplateSource:
 
 
 @dataclass(frozen=True)
+class GitHubSettings:
+    """`[forge.github]` of cohort.toml (docs/github.md)."""
+
+    org: str  # the organization holding the pairs' repositories
+    grader_repository: str  # owner/name of the organizers' repository (the reusable workflow)
+    grader_ref: str  # the cohort's pinned ref of it: a tag, branch or commit
+    template_repo: str = "pair-template"  # in `org`; `cohort generate` creates and fills it
+    team: str = "tas"  # slug of the TA team, made if missing; gets push access to every pair
+    repo_prefix: str = ""  # pair repository = prefix + pair name
+    reviews: int = 1  # approving reviews a pull request into main needs
+    gpu: bool = True  # run the gpu/bench job of the grading workflow
+    gpu_runs_on: str = ""  # its runs-on as JSON, e.g. '["arc-gpu"]' (default: the workflow's)
+    api_url: str = "https://api.github.com"
+    git_url: str = "https://github.com"
+    write_interval: float = 1.0  # seconds between write requests
+
+
+GITHUB_OPTIONS = {f.name: f.type for f in fields(GitHubSettings)}  # name -> type, as text
+GITHUB_REQUIRED = ("org", "grader_repository", "grader_ref")
+KINDS = {
+    "str": "a string",
+    "int": "a whole number >= 0",
+    "float": "a number >= 0",
+    "bool": "true or false",
+}
+NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+GITHUB_PATTERNS = {
+    "org": NAME,
+    "template_repo": NAME,
+    "repo_prefix": re.compile(r"^[A-Za-z0-9_.-]*$"),
+    "grader_repository": re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"),
+    "grader_ref": re.compile(r"^[A-Za-z0-9_./-]+$"),
+    "team": re.compile(r"^[a-z0-9][a-z0-9-]*$"),
+}
+
+
+@dataclass(frozen=True)
 class ForgeSettings:
     backend: str = "local"
     host: str = "127.0.0.1"  # where `cohort serve` listens (local backend)
     port: int = 9418
-    options: dict[str, Any] = field(default_factory=dict)  # the [forge.<backend>] table
+    github: GitHubSettings | None = None  # [forge.github], checked, when backend = "github"
 
 
 @dataclass(frozen=True)
@@ -254,7 +292,44 @@ def _forge(check: _Checker, doc: dict) -> ForgeSettings:
     if not isinstance(options, dict):
         check.bad(f"forge.{backend}", "must be a table of the backend's settings")
         options = {}
-    return ForgeSettings(backend, host, port, options)
+    github = _github(check, options) if backend == "github" else None
+    return ForgeSettings(backend, host, port, github)
+
+
+def _typed(value: Any, kind: str) -> bool:
+    if isinstance(value, bool):
+        return kind == "bool"
+    if kind in ("int", "float"):
+        return isinstance(value, int if kind == "int" else int | float) and value >= 0
+    return kind == "str" and isinstance(value, str)
+
+
+def _github(check: _Checker, raw: dict) -> GitHubSettings | None:
+    """`[forge.github]`: known keys of the right type and form, the required ones present."""
+    where = "forge.github"
+    check.unknown(raw, where, set(GITHUB_OPTIONS), "setting")
+    values = {}
+    for name, kind in GITHUB_OPTIONS.items():
+        if name not in raw:
+            continue
+        value = raw[name]
+        if not _typed(value, kind):
+            check.bad(f"{where}.{name}", f"must be {KINDS[kind]}, not {value!r}")
+        elif name in GITHUB_PATTERNS and not GITHUB_PATTERNS[name].match(value):
+            check.bad(f"{where}.{name}", f"{value!r} is not a valid {name}")
+        else:
+            values[name] = value
+    for name in GITHUB_REQUIRED:
+        if name not in raw:
+            check.bad(f"{where}.{name}", "missing (see docs/github.md)")
+    if values.get("gpu_runs_on"):
+        try:
+            json.loads(values["gpu_runs_on"])
+        except ValueError:
+            check.bad(f"{where}.gpu_runs_on", "must be JSON, e.g. '[\"arc-gpu\"]'")
+    if not all(name in values for name in GITHUB_REQUIRED):
+        return None
+    return GitHubSettings(**values)
 
 
 def _grading(check: _Checker, doc: dict) -> GradingSettings:

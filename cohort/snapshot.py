@@ -10,10 +10,9 @@ import json
 import shutil
 import tarfile
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from cohort import docs_links, git
+from cohort import clock, docs_links, git
 from cohort.errors import GitError, TemplateError
 from cohort.roster import WORKTREE, TemplateSource
 
@@ -91,7 +90,7 @@ def take(source: TemplateSource, cohort_dir: Path) -> Template:
         cohort_dir / SNAPSHOT_DIR,
         source.ref,
         commit,
-        datetime.now(UTC).isoformat(timespec="seconds"),
+        clock.now_iso(),
     )
     meta = {k: v for k, v in asdict(template).items() if k != "path"}
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")

@@ -1,20 +1,21 @@
 """`cohort.db`: the SQLite store of pushes, grading jobs and results.
 
 Schema changes are migrations, applied in order and recorded in the `migrations` table. Every
-results document also lives on disk (`results/<pair>/<commit>.json`, written before the database
-row), so `rebuild` can refill the result tables from those files alone.
+results document also lives on disk (`results/<pair>/<commit>.json`, written by `save_result`
+before the database row), so `rebuild` can refill the result tables from those files alone.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from cohort.clock import now_iso
 from cohort.errors import StoreError
 from cohort.grading import results as results_format
 
@@ -109,9 +110,6 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-def now_iso() -> str:
-    """The current time in UTC as stored in the database (sortable as text)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @contextmanager
@@ -368,6 +366,30 @@ def add_result(db: sqlite3.Connection, doc: dict, path: Path) -> bool:
     """Store one results document (already written to `path`); False when that commit is stored."""
     with transaction(db):
         return _insert_result(db, doc, path)
+
+
+def save_result(
+    db: sqlite3.Connection, cohort_dir: Path, doc: dict, days: list[str] | None = None
+) -> Path:
+    """Write the commit's `results/<pair>/<commit>.json` (a temporary file renamed over it, so a
+    reader never sees half of one), then store it: `days` of it, replacing the rows those days
+    had (a re-grade), or with None the whole document unless its commit is stored already.
+    Returns the file's path relative to `cohort_dir`."""
+    pair, commit, _ = _facts(doc, Path("results.json"))
+    rel = results_path(pair, commit)
+    path = Path(cohort_dir) / rel
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        results_format.write(doc, tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"{path}: cannot write the results ({e.strerror or e})") from None
+    if days is None:
+        add_result(db, doc, rel)
+    else:
+        store_days(db, doc, rel, days)
+    return rel
 
 
 @dataclass(frozen=True)

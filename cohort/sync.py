@@ -102,23 +102,6 @@ def local_remote(forge: Forge) -> Remote:
 
 
 def github_remote(forge: GitHubForge) -> Remote:
-    def propose(pair: str, branch: str, title: str, body: str) -> str:
-        full, client = forge.full_name(pair), forge.client
-        head = f"{forge.s.org}:{branch}"
-        for pull in client.paginate(f"/repos/{full}/pulls", state="all", head=head):
-            return pull["html_url"]
-        resp = client.request(
-            "POST",
-            f"/repos/{full}/pulls",
-            {"title": title, "head": branch, "base": BRANCH, "body": body},
-            ok=(422,),
-        )
-        if resp.status == 422:  # opened meanwhile ("A pull request already exists")
-            for pull in client.paginate(f"/repos/{full}/pulls", state="all", head=head):
-                return pull["html_url"]
-            raise ForgeError(f"{full}: cannot open a pull request for {branch}: {resp.message()}")
-        return resp.json()["html_url"]
-
     def check(workflows: bool) -> None:
         scopes = ("repo", "workflow") if workflows else ("repo",)
         forge.preflight(scopes, "cohort sync", "to push changes under .github/workflows")
@@ -127,7 +110,7 @@ def github_remote(forge: GitHubForge) -> Remote:
         url=lambda pair: forge.clone_url(forge.full_name(pair)),
         env=forge.git_env,
         render=forge.render,
-        propose=propose,
+        propose=forge.propose,
         check=check,
         publish=forge.publish_template,
     )

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import yaml
 
-from cohort.forge.github import CALLER, Settings, caller_workflow
+from cohort.forge.github import CALLER, caller_workflow
+from cohort.roster import GitHubSettings
 from tests.fake_github import GRADER, GRADER_REF
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +166,7 @@ class World:
     # pairs
     def caller(self) -> str:
         """The template's caller as `cohort generate` fills it, plus the harness's inputs."""
-        settings = Settings(org=ORG, grader_repository=GRADER, grader_ref=GRADER_REF)
+        settings = GitHubSettings(org=ORG, grader_repository=GRADER, grader_ref=GRADER_REF)
         text = caller_workflow((ROOT / "template" / CALLER).read_text(), settings)
         inputs = [
             f"      days: {' '.join(self.days)}",

@@ -14,7 +14,7 @@ from cohort import collect, roster, store
 from cohort.cli import main
 from cohort.forge.github import GitHubForge
 from cohort.github.client import Client
-from cohort.grading import results
+from cohort.grading import manifest, results
 from cohort.grading.outcomes import Benchmark, Item, Outcome
 from tests.fake_github import (
     GRADER,
@@ -350,3 +350,90 @@ def test_days_a_run_did_not_grade_are_carried_over_from_the_push_before(cohort, 
     assert collected(roster.load(cohort.dir)).stored == [f"alpha {third}", f"alpha {fourth}"]
     days = results.load(cohort.dir / store.results_path("alpha", fourth))["extra_data"]["days"]
     assert (days["w1d1_raytracing"]["score"], days["w1d1_raytracing"]["commit"]) == (5, first)
+
+
+def with_manifest(cohort, entries: list[Item] = ITEMS) -> None:
+    """Give the cohort's template snapshot a manifest holding `entries`."""
+    tests = cohort.dir / "template" / "tests"
+    held = {
+        i.nodeid: manifest.Entry(i.nodeid, i.day, i.points, markers=list(i.markers))
+        for i in entries
+    }
+    known = manifest.Manifest(manifest.tests_digest(tests), held, {})
+    (tests / manifest.FILENAME).write_text(manifest.dump(known))
+
+
+def built(items: list[Item], passed=(ADD,)):
+    """Artifacts of a cpu job that graded `items` (its totals add up)."""
+
+    def make(run_id: int, pair: str = "alpha", commit: str = "") -> dict:
+        extra = graded(pair, commit, run_id)["extra_data"]
+        for key in ("days", "benchmarks", "benchmark_geomean_speedup"):
+            extra.pop(key)
+        outcomes = {
+            i.nodeid: Outcome(i.nodeid, "skipped" if "gpu" in i.markers else "passed")
+            if i.nodeid in passed or "gpu" in i.markers
+            else Outcome(i.nodeid, "failed", "boom")
+            for i in items
+        }
+        return {"results-cpu": results.build(items, outcomes, [], extra)}
+
+    return make
+
+
+OTHER = "tests/test_w0_prep.py::test_div"
+
+
+@pytest.mark.parametrize(
+    ("items", "reason"),
+    [
+        (
+            [ITEMS[0], Item(MUL, "w0_prep", 5), ITEMS[2]],  # a forged max_score
+            f"test {MUL} has max_score 5, the manifest's points are 2",
+        ),
+        ([ITEMS[0], ITEMS[2]], f"1 test(s) of the graded days missing, e.g. {MUL}"),
+        (
+            [*ITEMS, Item(OTHER, "w0_prep", 1)],
+            f"test {OTHER} of day 'w0_prep' is not one the manifest holds",
+        ),
+        (
+            [ITEMS[0], Item(MUL, "w1d1_raytracing", 2), ITEMS[2]],  # counted on another day
+            f"test {MUL} of day 'w1d1_raytracing' is not one the manifest holds",
+        ),
+        ([*ITEMS, ITEMS[0]], f"test {ADD} is listed twice"),
+    ],
+)
+def test_results_must_match_the_trusted_manifest(cohort, fake, items, reason):
+    with_manifest(cohort)
+    commit = tip(fake, "alpha")
+    run_with(fake, "alpha", lambda rid: built(items)(rid, commit=commit))
+    done = collected(cohort)
+    assert not done.stored and len(done.rejected) == 1 and reason in done.rejected[0], done
+    assert not (cohort.dir / store.results_path("alpha", commit)).exists()
+
+
+def test_results_the_manifest_agrees_with_are_stored(cohort, fake):
+    with_manifest(cohort)
+    run_with(fake, "alpha", passed=(ADD, MUL))
+    commit = tip(fake, "alpha")
+    beta = tip(fake, "beta")
+
+    def both_jobs(rid: int) -> dict:
+        return {
+            "results-cpu": graded("beta", beta, rid),
+            "results-gpu": graded("beta", beta, rid, job="gpu", passed=(GPU,)),
+        }
+
+    run_with(fake, "beta", both_jobs)
+    done = collected(cohort)
+    assert done.stored == [f"alpha {commit}", f"beta {beta}"] and not done.rejected
+
+
+def test_a_stale_manifest_rejects_runs_saying_why(cohort, fake):
+    with_manifest(cohort)
+    tests = cohort.dir / "template" / "tests"
+    (tests / "test_w0_prep.py").write_text((tests / "test_w0_prep.py").read_text() + "\n# edited\n")
+    run_with(fake, "alpha")
+    done = collected(cohort)
+    assert not done.stored and "its tests cannot be checked: " in done.rejected[0]
+    assert "stale (test_w0_prep.py changed since it was recorded)" in done.rejected[0]

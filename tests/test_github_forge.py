@@ -11,7 +11,7 @@ import pytest
 from cohort import forge, roster
 from cohort.cli import main
 from cohort.errors import CommitNotFound, ForgeError
-from cohort.forge.github import GitHubForge, caller_workflow, settings
+from cohort.forge.github import GitHubForge, caller_workflow
 from cohort.github.client import Client
 from tests.fake_github import GRADER, GRADER_REF, TOKEN, TRUSTED, FakeGitHub, organizer, roster_text
 
@@ -170,8 +170,8 @@ def test_usernames_and_settings_are_checked(tmp_path, org_repo, fake, capsys):
     assert main(["generate", "--dir", str(path)]) == 2
     assert "pairs[0].members: 'Ada Lovelace' is not a GitHub username" in capsys.readouterr().err
     (path / "cohort.toml").write_text(text.replace("grader_ref", "grader_reff"))
-    with pytest.raises(ForgeError) as e:
-        settings(roster.load(path))
+    with pytest.raises(roster.RosterError) as e:  # checked with the rest of cohort.toml
+        roster.load(path)
     assert "forge.github.grader_reff: unknown setting (did you mean 'grader_ref'?)" in str(e.value)
     assert "forge.github.grader_ref: missing" in str(e.value)
     assert fake.writes() == []
@@ -180,11 +180,11 @@ def test_usernames_and_settings_are_checked(tmp_path, org_repo, fake, capsys):
 def test_caller_workflow_fills_in_the_grader_and_gpu_settings(tmp_path, org_repo, fake):
     cohort = roster.load(cohort_dir(tmp_path, org_repo, fake, gpu=False, gpu_runs_on='["arc-gpu"]'))
     text = (org_repo / "template" / ".github" / "workflows" / "grade.yml").read_text()
-    filled = caller_workflow(text, settings(cohort))
+    filled = caller_workflow(text, cohort.forge.github)
     assert f"uses: {TRUSTED}" in filled and "mlab-organizers" not in filled
     assert "      gpu: false\n      gpu-runs-on: '[\"arc-gpu\"]'\n" in filled
     with pytest.raises(ForgeError, match="expected one `grader-ref:` line"):
-        caller_workflow(text.replace("grader-ref", "ref"), settings(cohort))
+        caller_workflow(text.replace("grader-ref", "ref"), cohort.forge.github)
 
 
 def test_tips_initial_commit_and_export(tmp_path, org_repo, fake):
@@ -201,3 +201,21 @@ def test_tips_initial_commit_and_export(tmp_path, org_repo, fake):
     with pytest.raises(CommitNotFound):
         gh.export("alpha", "0123456789ab" * 3 + "0123", tmp_path / "none")
     assert gh.repo_url("alpha").endswith("/cohort-org/alpha")
+
+
+def test_only_the_github_forge_touches_its_settings_and_client():
+    """Callers (collect, review, sync) go through the forge's methods, never `forge.s` or
+    `forge.client`."""
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "cohort"
+    reached = [
+        f"{path.relative_to(package)}:{node.lineno}"
+        for path in sorted(package.rglob("*.py"))
+        if path != package / "forge" / "github.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and node.attr in ("s", "client")
+        and ast.unparse(node.value).split(".")[-1] == "forge"
+    ]
+    assert reached == []

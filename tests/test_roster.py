@@ -174,3 +174,39 @@ def test_store_status_in_an_empty_folder_says_so_and_creates_nothing(tmp_path, c
 def test_pair_problems_name_the_pairs():
     found = problems(GOOD.replace('"Kathy"', '"ada"'))
     assert any("'ada' is also in pairs[0] = 'pair-01' (pair 'pair-02')" in line for line in found)
+
+
+GITHUB = """
+[forge]
+backend = "github"
+
+[forge.github]
+org = "mlab-2027"
+grader_repository = "mlab-2027/cohort-template"
+grader_ref = "v1.0"
+reviews = 2
+gpu = false
+"""
+
+
+def test_github_settings_are_checked_with_the_rest_of_the_roster():
+    r = roster.parse(GOOD + GITHUB, Path("cohort.toml"))
+    assert r.forge.github == roster.GitHubSettings(
+        "mlab-2027", "mlab-2027/cohort-template", "v1.0", reviews=2, gpu=False
+    )
+    assert roster.parse(GOOD, Path("cohort.toml")).forge.github is None  # local: none
+    bad = (
+        GOOD.replace('"Kathy"', '"Ada"')  # a roster problem, reported with the settings' ones
+        + GITHUB.replace("grader_ref", "grader_reff")
+        .replace("reviews = 2", "reviews = -1")
+        .replace('"mlab-2027"', '"mlab 2027"')
+        + "gpu_runs_on = 'arc-gpu'\n"
+    )
+    assert sorted(problems(bad)) == [
+        "cohort.toml: forge.github.gpu_runs_on: must be JSON, e.g. '[\"arc-gpu\"]'",
+        "cohort.toml: forge.github.grader_ref: missing (see docs/github.md)",
+        "cohort.toml: forge.github.grader_reff: unknown setting (did you mean 'grader_ref'?)",
+        "cohort.toml: forge.github.org: 'mlab 2027' is not a valid org",
+        "cohort.toml: forge.github.reviews: must be a whole number >= 0, not -1",
+        "cohort.toml: pairs[1].members: 'Ada' is also in pairs[0] = 'pair-01' (pair 'pair-02')",
+    ]

@@ -6,6 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from cohort import store
 from cohort.cli import main
 
@@ -54,12 +56,8 @@ def doc(
 
 def keep(cohort_dir: Path, document: dict) -> Path:
     """Write the document where the runner would and store it."""
-    extra = document["extra_data"]
-    rel = store.results_path(extra["pair"], extra["commit"])
-    (cohort_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-    (cohort_dir / rel).write_text(json.dumps(document))
     db = store.connect(cohort_dir)
-    store.add_result(db, document, rel)
+    rel = store.save_result(db, cohort_dir, document)
     db.close()
     return rel
 
@@ -175,3 +173,43 @@ def test_storing_a_day_again_replaces_its_row_and_updates_the_total(tmp_path):
     }
     assert db.execute("SELECT score, max_score FROM results").fetchone() == (5, 5)
     assert store.failures(db, [rid], "w0_prep") == {rid: {}}
+
+
+def test_save_result_writes_the_file_atomically_then_the_rows(tmp_path, monkeypatch):
+    db = store.connect(tmp_path)
+    first = doc("alpha", "c1", "2026-01-05T10:00:00.000000Z", {"w0_prep": (1, 3)})
+    rel = store.save_result(db, tmp_path, first)
+    assert rel == store.results_path("alpha", "c1") == Path("results/alpha/c1.json")
+    assert json.loads((tmp_path / rel).read_text()) == first
+    assert [p.name for p in (tmp_path / rel).parent.iterdir()] == ["c1.json"]  # no temp file left
+    [row] = store.day_scores(db)
+    assert (row.pair, row.commit, row.day, row.score, row.path) == (
+        "alpha",
+        "c1",
+        "w0_prep",
+        1,
+        rel.as_posix(),
+    )
+
+    # saved again whole: the file is the new one, the stored commit keeps its rows
+    second = doc("alpha", "c1", "2026-01-05T10:00:00.000000Z", {"w0_prep": (2, 3)})
+    assert store.save_result(db, tmp_path, second) == rel
+    assert json.loads((tmp_path / rel).read_text()) == second
+    assert [(r.score, r.result_id) for r in store.day_scores(db)] == [(1, row.result_id)]
+    # saved again for a day (a re-grade): that day's row is replaced
+    store.save_result(db, tmp_path, second, ["w0_prep"])
+    assert [(r.score, r.result_id) for r in store.day_scores(db)] == [(2, row.result_id)]
+
+    # a write that fails leaves the file as it was, no temp file and no new row
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "replace", refuse)
+    third = doc("alpha", "c1", "2026-01-05T10:00:00.000000Z", {"w0_prep": (3, 3)})
+    with pytest.raises(store.StoreError, match="c1.json: cannot write the results"):
+        store.save_result(db, tmp_path, third, ["w0_prep"])
+    assert json.loads((tmp_path / rel).read_text()) == second
+    assert [p.name for p in (tmp_path / rel).parent.iterdir()] == ["c1.json"]
+    assert [r.score for r in store.day_scores(db)] == [2]
+    with pytest.raises(store.StoreError, match="lacks extra_data.pair"):
+        store.save_result(db, tmp_path, {**first, "extra_data": {}})

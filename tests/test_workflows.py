@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cohort.forge.github import Settings, caller_workflow
+from cohort.forge.github import caller_workflow
+from cohort.roster import GitHubSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted(
@@ -22,7 +23,7 @@ CHECKER = shutil.which("check-jsonschema")
 
 def filled_caller(tmp_path: Path) -> Path:
     """The template's caller as `cohort generate` fills it in."""
-    settings = Settings(
+    settings = GitHubSettings(
         org="o", grader_repository="mlab-org/mlab", grader_ref="v1", gpu_runs_on='["arc-gpu"]'
     )
     text = (ROOT / "template" / ".github" / "workflows" / "grade.yml").read_text()

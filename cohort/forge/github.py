@@ -7,20 +7,20 @@ to the template repository (its grading workflow filled in with the organizers' 
 pinned ref), then for each pair: generates the repository, invites the members with push access,
 gives the TA team push access and protects main. Every step is idempotent; what was applied to
 each repository is remembered in `forge-github.json`, so a re-run skips finished repositories and
-finishes the others. Settings come from `[forge.github]` in cohort.toml (see `OPTIONS`).
+finishes the others. Settings come from `[forge.github]` in cohort.toml, checked with the rest
+of the roster (`roster.GitHubSettings`).
 """
 
 from __future__ import annotations
 
-import difflib
 import io
+import itertools
 import json
 import os
 import re
 import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,96 +28,19 @@ from cohort import git
 from cohort.errors import CommitNotFound, ForgeError, GitHubError, RepoNotFound
 from cohort.forge.base import Exported, Forge
 from cohort.github import auth
-from cohort.github.client import API_URL, Client, last_page
-from cohort.roster import Pair, Roster
+from cohort.github.client import Client, last_page
+from cohort.roster import GitHubSettings, Pair, Roster
 from cohort.snapshot import Template
 
 BRANCH = "main"
 CALLER = ".github/workflows/grade.yml"  # the pair's workflow; the organizers' has the same path
 STATE_FILE = "forge-github.json"
 SCOPES = ("repo", "workflow", "admin:org")  # create repos, push workflows, manage the TA team
-NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-REF = re.compile(r"^[A-Za-z0-9_./-]+$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 MAIN_WAIT_S = (1, 2, 4, 8, 16, 30)  # a generated repository's content appears after a moment
 
 
-@dataclass(frozen=True)
-class Settings:
-    """`[forge.github]` of cohort.toml."""
-
-    org: str  # the organization holding the pairs' repositories
-    grader_repository: str  # owner/name of the organizers' repository (the reusable workflow)
-    grader_ref: str  # the cohort's pinned ref of it: a tag, branch or commit
-    template_repo: str = "pair-template"  # in `org`; `cohort generate` creates and fills it
-    team: str = "tas"  # slug of the TA team, made if missing; gets push access to every pair
-    repo_prefix: str = ""  # pair repository = prefix + pair name
-    reviews: int = 1  # approving reviews a pull request into main needs
-    gpu: bool = True  # run the gpu/bench job of the grading workflow
-    gpu_runs_on: str = ""  # its runs-on as JSON, e.g. '["arc-gpu"]' (default: the workflow's)
-    api_url: str = API_URL
-    git_url: str = "https://github.com"
-    write_interval: float = 1.0  # seconds between write requests
-
-
-OPTIONS = {f.name: f.type for f in fields(Settings)}  # name -> type, as text
-KINDS = {
-    "str": "a string",
-    "int": "a whole number >= 0",
-    "float": "a number >= 0",
-    "bool": "true or false",
-}
-PATTERNS = {
-    "org": NAME,
-    "template_repo": NAME,
-    "repo_prefix": re.compile(r"^[A-Za-z0-9_.-]*$"),
-    "grader_repository": re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"),
-    "grader_ref": REF,
-    "team": re.compile(r"^[a-z0-9][a-z0-9-]*$"),
-}
-
-
-def _typed(value: Any, kind: str) -> bool:
-    if isinstance(value, bool):
-        return kind == "bool"
-    if kind in ("int", "float"):
-        return isinstance(value, int if kind == "int" else int | float) and value >= 0
-    return kind == "str" and isinstance(value, str)
-
-
-def settings(roster: Roster) -> Settings:
-    """The github backend's settings, or ForgeError with one line per problem."""
-    raw, where, problems = roster.forge.options, f"{roster.path}: forge.github", []
-    for key in sorted(raw.keys() - OPTIONS.keys()):
-        hint = difflib.get_close_matches(key, OPTIONS, n=1)
-        problems.append(
-            f"{where}.{key}: unknown setting" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-        )
-    values = {}
-    for name, kind in OPTIONS.items():
-        if name not in raw:
-            continue
-        value = raw[name]
-        if not _typed(value, kind):
-            problems.append(f"{where}.{name}: must be {KINDS[kind]}, not {value!r}")
-        elif name in PATTERNS and not PATTERNS[name].match(value):
-            problems.append(f"{where}.{name}: {value!r} is not a valid {name}")
-        else:
-            values[name] = value
-    for name in ("org", "grader_repository", "grader_ref"):
-        if name not in raw:
-            problems.append(f"{where}.{name}: missing (see docs/github.md)")
-    if values.get("gpu_runs_on"):
-        try:
-            json.loads(values["gpu_runs_on"])
-        except ValueError:
-            problems.append(f"{where}.gpu_runs_on: must be JSON, e.g. '[\"arc-gpu\"]'")
-    if problems:
-        raise ForgeError("\n".join(problems))
-    return Settings(**values)
-
-
-def caller_workflow(text: str, s: Settings) -> str:
+def caller_workflow(text: str, s: GitHubSettings) -> str:
     """The template's grading workflow with the organizers' repository and pinned ref filled in."""
     lines = {
         "uses": (
@@ -148,7 +71,7 @@ def caller_workflow(text: str, s: Settings) -> str:
     return text
 
 
-def render(template: Path, dest: Path, s: Settings) -> Path:
+def render(template: Path, dest: Path, s: GitHubSettings) -> Path:
     """Copy the template snapshot to `dest` as a pair receives it (the caller filled in)."""
     shutil.copytree(template, dest)
     caller = dest / CALLER
@@ -160,7 +83,11 @@ def render(template: Path, dest: Path, s: Settings) -> Path:
 
 class GitHubForge(Forge):
     def __init__(self, roster: Roster, client: Client | None = None):
-        self.roster, self.s = roster, settings(roster)
+        if roster.forge.github is None:
+            raise ForgeError(
+                f"{roster.path}: forge.backend is {roster.forge.backend!r}, not github"
+            )
+        self.roster, self.s = roster, roster.forge.github
         self.token = auth.find_token() if client is None else client.token
         self.client = client or Client(self.token, self.s.api_url, self.s.write_interval)
         self.state_path = roster.dir / STATE_FILE
@@ -411,6 +338,103 @@ class GitHubForge(Forge):
                 m.name = m.name.split("/", 1)[1]  # drop GitHub's `<owner>-<repo>-<sha>/`
             tar.extractall(dest, members=[m for m in members if m.name], filter="data")
         return Exported(info["sha"], info["commit"]["committer"]["date"])
+
+    # what `cohort collect` reads: the trusted grader, the pairs' runs and what they left
+    @property
+    def grader(self) -> tuple[str, str]:
+        """The organizers' repository and the cohort's pinned ref of it."""
+        return self.s.grader_repository, self.s.grader_ref
+
+    @property
+    def trusted_caller(self) -> str:
+        """The reusable workflow a pair's grading run must call: `<repository>/<path>@<ref>`."""
+        return f"{self.s.grader_repository}/{CALLER}@{self.s.grader_ref}"
+
+    @property
+    def pinned_sha(self) -> str | None:
+        """The pinned ref when it is a commit (a run must then have used exactly that one)."""
+        return self.s.grader_ref if SHA.match(self.s.grader_ref) else None
+
+    def caller_versions(self, limit: int) -> set[str]:
+        """Blob ids of the newest `limit` versions of the caller the template repository held."""
+        template = f"/repos/{self.s.org}/{self.s.template_repo}"
+        commits = self.client.paginate(f"{template}/commits", sha=BRANCH, path=CALLER)
+        return {
+            self.client.get(f"{template}/contents/{CALLER}", ref=c["sha"])["sha"]
+            for c in itertools.islice(commits, limit)
+        }
+
+    def file_blob(self, full_name: str, path: str, ref: str) -> str | None:
+        """The blob id of `path` at commit `ref` of the repository (None when it has none)."""
+        resp = self.client.request(
+            "GET", f"/repos/{full_name}/contents/{path}", params={"ref": ref}, ok=(404,)
+        )
+        return None if resp.status == 404 else resp.json().get("sha")
+
+    def push_runs(self, pair: str, runs: int) -> list[dict]:
+        """The newest `runs` completed push runs of the pair's grading workflow, newest first."""
+        listing = self.client.get(
+            f"/repos/{self.full_name(pair)}/actions/workflows/{Path(CALLER).name}/runs",
+            event="push",
+            status="completed",
+            per_page=runs,
+        )
+        return listing.get("workflow_runs", [])
+
+    def run_artifacts(self, full_name: str, run_id: int) -> list[dict]:
+        """The artifacts a workflow run uploaded (name, id, expired, ...)."""
+        listing = self.client.get(f"/repos/{full_name}/actions/runs/{run_id}/artifacts")
+        return listing.get("artifacts", [])
+
+    def artifact_zip(self, full_name: str, artifact_id: int) -> bytes:
+        """The bytes of an artifact's zip archive."""
+        return self.client.request(
+            "GET", f"/repos/{full_name}/actions/artifacts/{artifact_id}/zip"
+        ).body
+
+    # pull requests (`cohort review assign`, `cohort sync`)
+    def open_pulls(self, pair: str) -> list[dict]:
+        """The pair's open pull requests, by number."""
+        pulls = self.client.paginate(
+            f"/repos/{self.full_name(pair)}/pulls", state="open", sort="created"
+        )
+        return sorted(pulls, key=lambda p: p["number"])
+
+    def reviewers(self, pair: str, number: int) -> list[str]:
+        """Logins of everyone who has reviewed the pull request."""
+        reviews = self.client.paginate(f"/repos/{self.full_name(pair)}/pulls/{number}/reviews")
+        return [(r.get("user") or {}).get("login", "") for r in reviews]
+
+    def request_review(self, pair: str, number: int, login: str) -> None:
+        self.client.request(
+            "POST",
+            f"/repos/{self.full_name(pair)}/pulls/{number}/requested_reviewers",
+            {"reviewers": [login]},
+        )
+
+    def propose(self, pair: str, branch: str, title: str, body: str) -> str:
+        """The URL of the pull request of `branch` into main, opened now if there is none."""
+        full = self.full_name(pair)
+
+        def existing() -> str | None:
+            head = f"{self.s.org}:{branch}"
+            for pull in self.client.paginate(f"/repos/{full}/pulls", state="all", head=head):
+                return pull["html_url"]
+            return None
+
+        if found := existing():
+            return found
+        resp = self.client.request(
+            "POST",
+            f"/repos/{full}/pulls",
+            {"title": title, "head": branch, "base": BRANCH, "body": body},
+            ok=(422,),
+        )
+        if resp.status == 422:  # opened meanwhile ("A pull request already exists")
+            if found := existing():
+                return found
+            raise ForgeError(f"{full}: cannot open a pull request for {branch}: {resp.message()}")
+        return resp.json()["html_url"]
 
 
 def connect(roster: Roster) -> GitHubForge:

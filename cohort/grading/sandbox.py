@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cohort
-from cohort import git
+from cohort import clock, git
 from cohort.errors import GitError, GradeError
 from cohort.grading import isolation, manifest, results, verdict, workspace
 from cohort.grading.outcomes import (
@@ -383,7 +383,7 @@ def grade(
         "pair": repo.resolve().name,
         "repo": str(repo),
         **git_facts(repo),
-        "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "graded_at": clock.now_iso(),
         "runner": {"kind": "gpu" if gpu else "cpu", "gpu": gpu},
         "markers": markers,
         "limits": limits.__dict__,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cohort import store
+from cohort import clock, store
 from cohort.report import board as board_mod
 from cohort.report import exercises as exercises_mod
 from cohort.report import html, tables
@@ -110,7 +110,7 @@ def _write_site(roster: Roster, out: Path) -> Site:
             f"of their last {g.stuck_pushes} pushes failed, or that they have failed for "
             f"{g.stuck_hours:g} hours."
         )
-        generated_at = store.now_iso()
+        generated_at = clock.now_iso()
         now = html.when(generated_at)
         schedule = {d.name: d for d in roster.days}
         series = {pair: board.progress(pair) for pair in board.pairs}

@@ -256,6 +256,50 @@ def _isolation(doc: dict | None) -> str:
     return str(mode.get("mode", "unknown") if isinstance(mode, dict) else "unknown")
 
 
+def _pack_summary(
+    day: str, cell: Cell, doc: dict | None, facts: DayFacts, schedule: dict[str, DaySchedule]
+) -> dict:
+    """The table at the top: scores, the latest commit and its times, the schedule, the tests
+    passed and how the run was isolated."""
+    latest = cell.latest
+    counts = (
+        f"{len(facts.passed)}/{facts.graded}"
+        + (f" ({len(facts.skipped)} skipped)" if facts.skipped else "")
+        if doc is not None
+        else f"{latest.passed}/{latest.total}"
+    )
+    return {
+        "latest": latest,
+        "best": cell.best,
+        "due": schedule.get(day),
+        "latest_late": late(latest, day, schedule),
+        "counts": counts,
+        "unsandboxed": unsandboxed(doc),
+        "isolation": _isolation(doc),
+    }
+
+
+def _pack_benchmarks(day: str, doc: dict | None) -> dict:
+    """The day's benchmarks of the latest results."""
+    extra = (doc or {}).get("extra_data", {})
+    return {
+        "bench": [b for b in extra.get("benchmarks", []) if f"test_{day}.py" in b.get("test", "")]
+    }
+
+
+def _pack_diff(day: str, doc: dict | None) -> dict:
+    """The pair's diff against the stubs, its lines marked for colour."""
+    return {"diff": _diff((doc or {}).get("extra_data", {}).get("diffs", {}).get(day, ""))}
+
+
+def _pack_pushes(day: str, cell: Cell, schedule: dict[str, DaySchedule]) -> dict:
+    """The pushes of the day, newest first (at most 50), each marked late or not."""
+    return {
+        "history": cell.history,
+        "pushes": [(r, late(r, day, schedule)) for r in cell.history[::-1][:50]],
+    }
+
+
 def review_pack(
     pair: str,
     day: str,
@@ -265,15 +309,8 @@ def review_pack(
     facts: DayFacts,
     schedule: dict[str, DaySchedule],
 ) -> str:
-    latest = cell.latest
-    counts = (
-        f"{len(facts.passed)}/{facts.graded}"
-        + (f" ({len(facts.skipped)} skipped)" if facts.skipped else "")
-        if doc is not None
-        else f"{latest.passed}/{latest.total}"
-    )
-    extra = (doc or {}).get("extra_data", {})
-    bench = [b for b in extra.get("benchmarks", []) if f"test_{day}.py" in b.get("test", "")]
+    """A pair's page for one day, section by section; the failing tests, skips and static-scan
+    flags come from `facts`."""
     return render(
         "pack.html",
         f"{pair} · {day}",
@@ -281,20 +318,13 @@ def review_pack(
         pair=pair,
         pair_slug=slug(pair),
         day=day,
-        latest=latest,
-        best=cell.best,
-        due=schedule.get(day),
-        latest_late=late(latest, day, schedule),
-        counts=counts,
-        unsandboxed=unsandboxed(doc),
-        isolation=_isolation(doc),
         doc=doc,
         problem=problem,
         facts=facts,
-        bench=bench,
-        diff=_diff(extra.get("diffs", {}).get(day, "")),
-        history=cell.history,
-        pushes=[(r, late(r, day, schedule)) for r in cell.history[::-1][:50]],
+        **_pack_summary(day, cell, doc, facts, schedule),
+        **_pack_benchmarks(day, doc),
+        **_pack_diff(day, doc),
+        **_pack_pushes(day, cell, schedule),
     )
 
 

@@ -17,7 +17,8 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from cohort.store import now_iso, transaction
+from cohort.clock import now_iso
+from cohort.store import transaction
 
 MAX_ATTEMPTS = 3
 PUSH, REGRADE = 1, 0  # priorities

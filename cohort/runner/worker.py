@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cohort import report, snapshot, store
+from cohort import clock, report, snapshot, store
 from cohort import roster as roster_file
 from cohort.curriculum import available_days
 from cohort.errors import CohortError, GradeError
@@ -143,11 +143,7 @@ class Worker:
 
     def keep(self, doc: dict, days: list[str]) -> None:
         """Write the commit's results.json as it stands, then store `days` of it."""
-        rel = store.results_path(doc["extra_data"]["pair"], doc["extra_data"]["commit"])
-        tmp = (self.dir / rel).with_suffix(f".{os.getpid()}.tmp")
-        results.write(doc, tmp)
-        os.replace(tmp, self.dir / rel)
-        store.store_days(self.db, doc, rel, days)
+        store.save_result(self.db, self.dir, doc, days)
         self.refresh_site()
 
     def refresh_site(self) -> None:
@@ -209,7 +205,7 @@ class Worker:
                 "committed_at": exported.committed_at,
                 "ref": job.ref,
                 "pushed_at": job.pushed_at,
-                "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "graded_at": clock.now_iso(),
                 "graded_days": todo,
                 "carried_days": list(carried),
                 "template": {"ref": template.ref, "commit": template.commit, "tests": tests_id},
