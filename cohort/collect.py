@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cohort import clock, snapshot, store
-from cohort.errors import GitHubError, ManifestError
+from cohort.errors import ForgeError, GitHubError, ManifestError
 from cohort.forge.github import CALLER, SHA, GitHubForge
 from cohort.grading import manifest, results
 from cohort.grading.manifest import Manifest
@@ -340,7 +340,7 @@ def collect(
         for pair in roster.pairs:
             try:
                 collector.pair(pair.name, runs, db, done)
-            except GitHubError as e:
+            except (GitHubError, ForgeError) as e:  # this pair cannot be looked at; the rest can
                 done.problems.append(f"{pair.name}: {e}")
     finally:
         db.close()

@@ -110,8 +110,6 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-
-
 @contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """BEGIN IMMEDIATE ... COMMIT: writers take the lock up front, so nothing interleaves."""

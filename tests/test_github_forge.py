@@ -10,7 +10,7 @@ import pytest
 
 from cohort import forge, roster
 from cohort.cli import main
-from cohort.errors import CommitNotFound, ForgeError
+from cohort.errors import CommitNotFound, ForgeError, GitHubError
 from cohort.forge.github import GitHubForge, caller_workflow
 from cohort.github.client import Client
 from tests.fake_github import GRADER, GRADER_REF, TOKEN, TRUSTED, FakeGitHub, organizer, roster_text
@@ -201,6 +201,10 @@ def test_tips_initial_commit_and_export(tmp_path, org_repo, fake):
     with pytest.raises(CommitNotFound):
         gh.export("alpha", "0123456789ab" * 3 + "0123", tmp_path / "none")
     assert gh.repo_url("alpha").endswith("/cohort-org/alpha")
+    fake.fail("GET", r"/repos/cohort-org/alpha/branches", 403, message="no way")
+    with pytest.raises(ForgeError, match="403 no way") as e:  # the forge interface's own error
+        gh.branch_tips("alpha")
+    assert isinstance(e.value.__cause__, GitHubError)
 
 
 def test_only_the_github_forge_touches_its_settings_and_client():

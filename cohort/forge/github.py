@@ -13,6 +13,7 @@ of the roster (`roster.GitHubSettings`).
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import json
@@ -21,17 +22,20 @@ import re
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from cohort import git
-from cohort.errors import CommitNotFound, ForgeError, GitHubError, RepoNotFound
+from cohort.errors import CommitNotFound, ForgeError, GitError, GitHubError, RepoNotFound
 from cohort.forge.base import Exported, Forge
 from cohort.github import auth
 from cohort.github.client import Client, last_page
 from cohort.roster import GitHubSettings, Pair, Roster
 from cohort.snapshot import Template
 
+P = ParamSpec("P")
+R = TypeVar("R")
 BRANCH = "main"
 CALLER = ".github/workflows/grade.yml"  # the pair's workflow; the organizers' has the same path
 STATE_FILE = "forge-github.json"
@@ -79,6 +83,20 @@ def render(template: Path, dest: Path, s: GitHubSettings) -> Path:
         raise ForgeError(f"{template}: no {CALLER}, so pushes would not be graded")
     caller.write_text(caller_workflow(caller.read_text(), s))
     return dest
+
+
+def forge_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """A method of the forge interface: GitHub's errors and git's leave it as ForgeError, the
+    error every backend raises (the message, with its HTTP status, is kept)."""
+
+    @functools.wraps(method)
+    def mapped(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (GitHubError, GitError) as e:
+            raise ForgeError(str(e)) from e
+
+    return mapped
 
 
 class GitHubForge(Forge):
@@ -218,6 +236,7 @@ class GitHubForge(Forge):
         return True
 
     # the Forge interface
+    @forge_errors
     def create_repo(self, pair: Pair, template: Template) -> bool:
         self._prepare(template)
         org, name = self.s.org, self.repo_name(pair.name)
@@ -283,6 +302,7 @@ class GitHubForge(Forge):
             "re-run `cohort generate`"
         )
 
+    @forge_errors
     def repos(self) -> list[str]:
         names = {r["name"] for r in self.client.paginate(f"/orgs/{self.s.org}/repos", type="all")}
         return sorted(p.name for p in self.roster.pairs if self.repo_name(p.name) in names)
@@ -297,6 +317,7 @@ class GitHubForge(Forge):
                 ) from None
             raise
 
+    @forge_errors
     def initial_commit(self, pair: str) -> str | None:
         """The root commit of main (GitHub gives each generated repository its own)."""
         if pair not in self._initial:
@@ -315,6 +336,7 @@ class GitHubForge(Forge):
             self._initial[pair] = oldest.json()[0]["sha"]
         return self._initial[pair]
 
+    @forge_errors
     def branch_tips(self, pair: str) -> dict[str, str]:
         self._get(pair, "")
         return {
@@ -322,6 +344,7 @@ class GitHubForge(Forge):
             for b in self.client.paginate(f"/repos/{self.full_name(pair)}/branches")
         }
 
+    @forge_errors
     def export(self, pair: str, commit: str, dest: Path) -> Exported:
         repo = f"/repos/{self.full_name(pair)}"
         resp = self.client.request("GET", f"{repo}/commits/{commit}", ok=(404, 422))
