@@ -12,14 +12,13 @@ from __future__ import annotations
 import ast
 import shutil
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cohort import build, forge, git, report, roster, runner, snapshot, store
+from cohort import build, clock, forge, git, report, roster, runner, snapshot, store
 from cohort.curriculum import BY_NAME, available_days
 from cohort.errors import DemoError
 from cohort.roster import WORKTREE
@@ -183,26 +182,20 @@ def grading_progress(counts: dict[str, int], total: int, elapsed: float) -> str:
     )
 
 
-@contextmanager
-def ticking(cohort_dir: Path, total: int, progress: Callable[[str], None]) -> Iterator[None]:
-    """Say how far grading is every TICK_S seconds while the body runs."""
-    stop, started = threading.Event(), time.monotonic()
+def ticking(
+    cohort_dir: Path, total: int, progress: Callable[[str], None]
+) -> AbstractContextManager[None]:
+    """Say how far grading is every TICK_S seconds while the body runs (a context manager)."""
+    started = time.monotonic()
 
     def tick() -> None:
-        while not stop.wait(TICK_S):
-            db = store.connect(cohort_dir)
-            try:
-                progress(grading_progress(store.counts(db), total, time.monotonic() - started))
-            finally:
-                db.close()
+        db = store.connect(cohort_dir)
+        try:
+            progress(grading_progress(store.counts(db), total, time.monotonic() - started))
+        finally:
+            db.close()
 
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    return clock.every(TICK_S, tick)
 
 
 def demo(

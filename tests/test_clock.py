@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -34,3 +36,18 @@ def test_text_order_is_time_order():
     ]
     stamps = [clock.iso(m) for m in moments]
     assert sorted(stamps) == stamps and len(set(map(len, stamps))) == 1
+
+
+def test_every_repeats_while_the_body_runs_and_never_after():
+    calls, twice = [], threading.Event()
+
+    def action() -> None:
+        calls.append(1)
+        if len(calls) >= 2:
+            twice.set()
+
+    with clock.every(0.01, action):
+        assert twice.wait(30), "the action should repeat while the body runs"
+    stopped = len(calls)
+    time.sleep(0.05)
+    assert len(calls) == stopped, "the action ran after the body ended"

@@ -18,11 +18,9 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from cohort import clock, report, snapshot, store
@@ -38,24 +36,19 @@ SCRATCH_DIR = "scratch"
 POLL_S = 0.5
 
 
-@contextmanager
-def heartbeat(cohort_dir: Path, job: queue.Job, worker: str, lease_s: float) -> Iterator[None]:
-    """Renew the job's lease every quarter lease while the body runs."""
-    stop = threading.Event()
+def heartbeat(
+    cohort_dir: Path, job: queue.Job, worker: str, lease_s: float
+) -> AbstractContextManager[None]:
+    """Renew the job's lease every quarter lease while the body runs (a context manager)."""
 
     def beat() -> None:
         db = store.connect(cohort_dir)
-        while not stop.wait(lease_s / 4):
+        try:
             queue.renew(db, job, worker, lease_s)
-        db.close()
+        finally:
+            db.close()
 
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    return clock.every(lease_s / 4, beat)
 
 
 def trusted_tests(template: Path, days: list[str], dest: Path) -> None:
