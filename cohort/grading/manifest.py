@@ -72,6 +72,10 @@ class Manifest:
             chosen = [e for e in chosen if expr.evaluate(lambda name, e=e, **_: name in e.marks)]
         return chosen
 
+    def of_file(self, name: str) -> list[Entry]:
+        """The tests of the test file called `name` (e.g. `test_w1d5_autograd.py`)."""
+        return [e for e in self.tests.values() if Path(e.file).name == name]
+
 
 def tests_digest(tests_dir: Path) -> dict[str, str]:
     return {
