@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cohort import docs_links
+from cohort.grading import manifest
 from cohort.roster import WORKTREE, TemplateSource
 
 SNAPSHOT_DIR = "template"
@@ -78,7 +79,8 @@ def export(repo: Path, commit: str | None, subdir: str, dest: Path) -> None:
 
 
 def take(source: TemplateSource, cohort_dir: Path) -> Template:
-    """The cohort's template snapshot, taken now unless an earlier run took it (idempotent)."""
+    """The cohort's template snapshot, taken now unless an earlier run took it (idempotent);
+    refused when its points manifest is missing or stale for the tests it holds."""
     meta_path = cohort_dir / META_FILE
     if meta_path.exists():
         template = load(cohort_dir)
@@ -98,6 +100,14 @@ def take(source: TemplateSource, cohort_dir: Path) -> Template:
         shutil.rmtree(partial)
         raise TemplateError(f"{source.repo}: template/tests missing at ref {source.ref!r}")
     docs_links.apply(partial, source.docs_url)  # stub messages and README name the docs site
+    try:
+        manifest.check_current(partial / "tests", partial)
+    except manifest.ManifestError as e:
+        shutil.rmtree(partial)
+        why = str(e).split(": ", 1)[1]
+        raise TemplateError(
+            f"{source.repo}: template/tests/{manifest.FILENAME} at ref {source.ref!r}: {why}"
+        ) from None
     shutil.rmtree(cohort_dir / SNAPSHOT_DIR, ignore_errors=True)  # left by an interrupted run
     partial.rename(cohort_dir / SNAPSHOT_DIR)
     template = Template(

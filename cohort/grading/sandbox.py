@@ -307,7 +307,7 @@ def _uncounted(ws: Path, targets: list[str], run: Run) -> None:
         if why is not None and rel not in collected_files:
             raise GradeError(
                 f"{rel}: not collected ({(why.splitlines() or ['?'])[0]}) and there is no "
-                f"{manifest.FILENAME} to count its tests; organizers run `cohort check manifest`"
+                f"{manifest.FILENAME} to count its tests; {manifest.RERECORD}"
             )
 
 
