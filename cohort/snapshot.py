@@ -104,7 +104,7 @@ def take(source: TemplateSource, cohort_dir: Path) -> Template:
         manifest.check_current(partial / "tests", partial)
     except manifest.ManifestError as e:
         shutil.rmtree(partial)
-        why = str(e).split(": ", 1)[1]
+        why = str(e).removeprefix(f"{partial / 'tests' / manifest.FILENAME}: ")
         raise TemplateError(
             f"{source.repo}: template/tests/{manifest.FILENAME} at ref {source.ref!r}: {why}"
         ) from None

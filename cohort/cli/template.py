@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     build.apply(todo, dst)
     print(f"template/mlab: {len(todo.write)} written, {len(todo.remove)} removed")
     if why := stale_manifest(args.root):
-        print(f"{why.split('; ')[0]}: re-recording it from the stubs (a few minutes)", flush=True)
+        why = why.removesuffix(f"; {manifest.RERECORD}")
+        print(f"{why}: re-recording it from the stubs (a few minutes)", flush=True)
         print(f"{selfcheck.write_manifest(args.root)}: re-recorded")
     return 0
