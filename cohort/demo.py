@@ -9,10 +9,10 @@ are busy), with a progress line every few seconds.
 
 from __future__ import annotations
 
-import ast
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
@@ -21,6 +21,7 @@ from pathlib import Path
 from cohort import build, clock, forge, git, report, roster, runner, snapshot, store
 from cohort.curriculum import BY_NAME, available_days
 from cohort.errors import DemoError
+from cohort.grading import manifest
 from cohort.roster import WORKTREE
 
 BEHAVIOURS = ("solutions", "stubs", "partial", "hangs", "edited-tests")
@@ -92,37 +93,28 @@ def rework(
     return build.stub_source("".join(out), path, day)
 
 
-def _cases(test: ast.FunctionDef) -> int:
-    """How many cases pytest makes of a test: the product of its literal parametrize lists."""
-    n = 1
-    for dec in test.decorator_list:
-        args = dec.args if isinstance(dec, ast.Call) else []
-        if (
-            getattr(dec, "func", None)
-            and getattr(dec.func, "attr", "") == "parametrize"
-            and len(args) >= 2
-        ):
-            n *= len(args[1].elts) if isinstance(args[1], ast.List | ast.Tuple) else 1
-    return n
+def reached_first(tests: Path) -> Counter[str]:
+    """How many tests reach each exercise first (`mlab/<file>.py:<Qualified.name>`), as the
+    snapshot's points manifest records it."""
+    try:
+        found = manifest.check_current(tests, tests.parent)
+    except manifest.ManifestError as e:
+        raise DemoError(str(e)) from None
+    return Counter(e.exercise for e in found.tests.values() if e.exercise)
 
 
-def least_tested(solution: str, tests: str) -> int:
-    """The region whose function the fewest test cases use (but some): the cheapest to hang,
-    since each of those cases runs until its timeout."""
+def least_tested(solution: str, rel: str, reached: Counter[str]) -> int:
+    """The region of the solution file `rel` (`mlab/<file>.py`) whose exercise the fewest tests
+    reach first (but some): the cheapest to hang, since each of those tests runs until its
+    timeout."""
     lines = solution.splitlines()
     names = [
-        build.exercise_name(lines, i, m["indent"]).split(".")[-1]
+        f"{rel}:{build.exercise_name(lines, i, m['indent'])}"
         for i, line in enumerate(lines)
         if (m := build.BEGIN.match(line))
     ]
-    cost = dict.fromkeys(names, 0)
-    for node in ast.walk(ast.parse(tests)):
-        if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
-            used = {getattr(n, "attr", None) or getattr(n, "id", None) for n in ast.walk(node)}
-            for name in used & cost.keys():
-                cost[name] += _cases(node)
-    tested = [i for i, name in enumerate(names) if cost[name]] or [0]
-    return min(tested, key=lambda i: cost[names[i]])
+    tested = [i for i, name in enumerate(names) if reached[name]] or [0]
+    return min(tested, key=lambda i: reached[names[i]])
 
 
 def day_files(mlab: Path, day: str) -> list[Path]:
@@ -143,13 +135,14 @@ def write_pair_code(
         for day in days:
             (work / "tests" / f"test_{day}.py").write_text(PASSING_TESTS)
         return "Make the tests pass"
+    reached = reached_first(tests) if behaviour == "hangs" else Counter()
     for n, day in enumerate(days):
         for src in day_files(solutions, day):
             text, rel = src.read_text(), src.relative_to(solutions)
             if behaviour == "partial":
                 new = rework(text, src, day, keep=lambda i: i % 2 == 0)
             elif n == 0:  # hangs: the first day is solved but for one function that loops forever
-                hang = least_tested(text, (tests / f"test_{day}.py").read_text())
+                hang = least_tested(text, f"mlab/{rel.as_posix()}", reached)
                 new = rework(text, src, day, keep=lambda i: True, hang=hang)
             else:
                 continue

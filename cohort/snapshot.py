@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cohort import clock, docs_links, git
 from cohort.errors import GitError, TemplateError
+from cohort.grading import manifest
 from cohort.roster import WORKTREE, TemplateSource
 
 SNAPSHOT_DIR = "template"
@@ -64,7 +65,8 @@ def export(repo: Path, commit: str | None, subdir: str, dest: Path) -> None:
 
 
 def take(source: TemplateSource, cohort_dir: Path) -> Template:
-    """The cohort's template snapshot, taken now unless an earlier run took it (idempotent)."""
+    """The cohort's template snapshot, taken now unless an earlier run took it (idempotent);
+    refused when its points manifest is missing or stale for the tests it holds."""
     meta_path = cohort_dir / META_FILE
     if meta_path.exists():
         template = load(cohort_dir)
@@ -84,6 +86,14 @@ def take(source: TemplateSource, cohort_dir: Path) -> Template:
         shutil.rmtree(partial)
         raise TemplateError(f"{source.repo}: template/tests missing at ref {source.ref!r}")
     docs_links.apply(partial, source.docs_url)  # stub messages and README name the docs site
+    try:
+        manifest.check_current(partial / "tests", partial)
+    except manifest.ManifestError as e:
+        shutil.rmtree(partial)
+        why = str(e).removeprefix(f"{partial / 'tests' / manifest.FILENAME}: ")
+        raise TemplateError(
+            f"{source.repo}: template/tests/{manifest.FILENAME} at ref {source.ref!r}: {why}"
+        ) from None
     shutil.rmtree(cohort_dir / SNAPSHOT_DIR, ignore_errors=True)  # left by an interrupted run
     partial.rename(cohort_dir / SNAPSHOT_DIR)
     template = Template(

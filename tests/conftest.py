@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 import torch  # noqa: F401  loaded once: in-process pytester runs would re-import it and crash
 
+from cohort.curriculum import day_of_test_file
+from cohort.grading import manifest
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,3 +35,21 @@ def pair_repo(tmp_path: Path):
         return repo
 
     return make
+
+
+def write_manifest(repo: Path, points: dict[str, float]) -> None:
+    """`repo/tests/manifest.json` listing these tests (nodeid -> points), as `cohort check
+    manifest` records it for the template: what grading counts when a test file does not import."""
+    tests = {
+        nodeid: manifest.Entry(
+            nodeid,
+            day_of_test_file(nodeid.split("::")[0]) or "",
+            p,
+            [],
+            ["points"],
+            nodeid.split("::")[0],
+        )
+        for nodeid, p in points.items()
+    }
+    found = manifest.Manifest(manifest.tests_digest(repo / "tests"), tests, {})
+    (repo / "tests" / manifest.FILENAME).write_text(manifest.dump(found))

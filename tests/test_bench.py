@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from cohort.grading import bench
+from cohort.grading import bench, results
 from cohort.grading.bench import BenchmarkError, Canary, Settings
 
 
@@ -75,6 +75,15 @@ def test_geomean():
     assert bench.geomean([0.5, 2.0, 1.0]) == pytest.approx(1.0)
     with pytest.raises(ValueError):
         bench.geomean([1.0, 0.0])
+    with pytest.raises(ValueError):
+        bench.geomean([])
+
+
+def test_one_geomean_for_grading_and_the_report():
+    """results.geomean (what results.json and the dashboard use) keeps the positive values."""
+    assert results.geomean([2.0, 8.0, 0.0, -1.0]) == pytest.approx(bench.geomean([2.0, 8.0]))
+    assert results.geomean([0.0]) is None and results.geomean([]) is None
+    assert results.geomean_speedup([{"speedup": 2.0}, {"speedup": 8.0}, {}]) == pytest.approx(4.0)
 
 
 # -- measure: warm-up, fresh inputs, flush, verify ------------------------------------------------

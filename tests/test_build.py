@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,58 @@ def test_marker_error_is_one_line_exit_2(tmp_path, capsys):
 
 def test_repository_template_is_up_to_date(root):
     assert build.plan(root / "solutions" / "mlab", root / "template" / "mlab").stale == []
+
+
+TESTS = """import pytest
+from mlab import w9_day as m
+
+
+@pytest.mark.points(2)
+def test_double():
+    assert m.double(2) == 4
+
+
+@pytest.mark.points(1)
+def test_forward():
+    assert m.Model().forward(1) == 2
+"""
+
+
+def test_build_template_keeps_the_points_manifest_honest(tmp_path, capsys):
+    root = _organizer(tmp_path)
+    (root / "template" / "tests").mkdir(parents=True)
+    (root / "template" / "tests" / "test_w9_day.py").write_text(TESTS)
+    manifest_json = root / "template" / "tests" / "manifest.json"
+    assert main(["build-template", "--root", str(root)]) == 0  # stubs, then the manifest
+    out = capsys.readouterr().out
+    assert f"{manifest_json}: missing: re-recording it from the stubs" in out
+    assert f"{manifest_json}: re-recorded" in out
+    tests = json.loads(manifest_json.read_text())["tests"]
+    assert {n: t["points"] for n, t in tests.items()} == {
+        "tests/test_w9_day.py::test_double": 2,
+        "tests/test_w9_day.py::test_forward": 1,
+    }
+    assert main(["build-template", "--root", str(root), "--check"]) == 0
+    assert main(["build-template", "--root", str(root)]) == 0  # nothing stale: nothing recorded
+    assert "re-record" not in capsys.readouterr().out
+
+    test_file = root / "template" / "tests" / "test_w9_day.py"
+    test_file.write_text(TESTS.replace("points(2)", "points(3)"))
+    assert main(["build-template", "--root", str(root), "--check"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{manifest_json}: stale (test_w9_day.py changed since it was recorded); "
+        "organizers run `cohort check manifest`"
+    ]
+    test_file.write_text(TESTS)
+
+    # A change outside the markers changes the stub of Model.forward: the manifest follows it.
+    solution = root / "solutions" / "mlab" / "w9_day.py"
+    solution.write_text(
+        solution.read_text().replace(
+            "    def forward(self, x):\n", "    def forward(self, x):\n        x = +x\n"
+        )
+    )
+    assert main(["build-template", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "stale (the stub of mlab/w9_day.py:Model.forward changed" in out and "re-recorded" in out
+    assert main(["build-template", "--root", str(root), "--check"]) == 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import pytest
 
-from cohort import demo
+from cohort import build, demo
 from cohort.cli import main
 
 
@@ -71,11 +71,21 @@ def test_partial_and_hanging_code_come_from_the_solution_markers():
     assert "return x" in half and 'raise NotImplementedError("g: see docs/w0_prep.md#g")' in half
     hang = demo.rework(solution, "m.py", "w0_prep", keep=lambda i: True, hang=1)
     assert "return x" in hang and "while True: pass" in hang and "2 * x" not in hang
-    tests = (
-        "@pytest.mark.parametrize('x', [1, 2, 3])\ndef test_f(x):\n    assert m.f(x) == x\n\n\n"
-        "@pytest.mark.parametrize('x', [1, 2])\ndef test_g(x):\n    assert m.g(x) == 2 * x\n"
-    )
-    assert demo.least_tested(solution, tests) == 1
+    reached = Counter({"mlab/m.py:f": 3, "mlab/m.py:g": 2})  # tests reaching each first
+    assert demo.least_tested(solution, "mlab/m.py", reached) == 1
+    assert demo.least_tested(solution, "mlab/m.py", Counter({"mlab/m.py:f": 1})) == 0
+
+
+def test_the_hanging_region_is_counted_from_the_snapshots_manifest(root):
+    reached = demo.reached_first(root / "template" / "tests")
+    solution = (root / "solutions" / "mlab" / "w0_prep.py").read_text()
+    hang = demo.least_tested(solution, "mlab/w0_prep.py", reached)
+    names = [
+        f"mlab/w0_prep.py:{build.exercise_name(solution.splitlines(), i, m['indent'])}"
+        for i, line in enumerate(solution.splitlines())
+        if (m := build.BEGIN.match(line))
+    ]
+    assert reached[names[hang]] == min(reached[n] for n in names if reached[n]) > 0
 
 
 def test_grading_progress_says_how_far_and_how_long():

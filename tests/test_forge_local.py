@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from cohort import forge, roster, store
+from cohort import forge, roster, snapshot, store
 from cohort.cli import main
 from cohort.errors import CommitNotFound
 from cohort.forge.local import LocalForge
-from cohort.snapshot import Template
+from cohort.grading import manifest, sandbox
+from cohort.snapshot import Template, TemplateError
 
 STUB = '''"""Day w0_prep (tiny test copy)."""
 
@@ -84,10 +85,20 @@ def tiny_organizer(root: Path) -> Path:
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
+    record_manifest(root)
     git("init", "-q", cwd=root)
     git("add", "-A", cwd=root)
     git("commit", "-qm", "organizer", cwd=root)
     return root
+
+
+def record_manifest(root: Path) -> None:
+    """Record `template/tests/manifest.json` from a grade of the stubs, as `cohort check
+    manifest` does (less its check that every test fails cleanly)."""
+    tests = root / "template" / "tests"
+    (tests / manifest.FILENAME).unlink(missing_ok=True)
+    found = manifest.record(sandbox.grade(root / "template", tests), tests, root / "template")
+    (tests / manifest.FILENAME).write_text(manifest.dump(found))
 
 
 def write_roster(
@@ -283,3 +294,44 @@ def test_bench_generate_40_pairs(tmp_path):
         f"\nbench generate: 40 pairs in {first:.2f} s (target 20 s: ratio {first / 20:.2f}); "
         f"re-run (all exist) {again:.2f} s"
     )
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        ({"template/tests/manifest.json": None}, "missing"),
+        (
+            {"template/tests/test_w0_prep.py": TESTS + "\n# a comment\n"},
+            "stale (test_w0_prep.py changed since it was recorded)",
+        ),
+        (
+            {"template/tests/test_w0_new.py": "def test_new():\n    pass\n"},
+            "stale (test_w0_new.py is new since it was recorded)",
+        ),
+        (
+            {"template/mlab/w0_prep.py": STUB.replace('"""a + b"""', '"""a + b"""\n    a = +a')},
+            "stale (the stub of mlab/w0_prep.py:add changed since it was recorded)",
+        ),
+    ],
+)
+def test_the_snapshot_refuses_a_template_whose_manifest_is_missing_or_stale(
+    tmp_path, organizer, edit, why
+):
+    org = Path(shutil.copytree(organizer, tmp_path / "organizer"))
+    for rel, text in edit.items():
+        (org / rel).unlink() if text is None else (org / rel).write_text(text)
+    git("add", "-A", cwd=org)
+    git("commit", "-qm", "edit", cwd=org)
+    cohort_dir = tmp_path / "cohort"
+    cohort_dir.mkdir()
+    with pytest.raises(TemplateError) as e:
+        snapshot.take(roster.TemplateSource(org, "HEAD"), cohort_dir)
+    assert str(e.value) == (
+        f"{org}: template/tests/manifest.json at ref 'HEAD': {why}; "
+        "organizers run `cohort check manifest`"
+    )
+    assert list(cohort_dir.iterdir()) == []  # nothing taken, nothing left half-written
+    record_manifest(org)
+    git("add", "-A", cwd=org)
+    git("commit", "-qm", "re-record the manifest", cwd=org)
+    assert snapshot.take(roster.TemplateSource(org, "HEAD"), cohort_dir).tests.is_dir()

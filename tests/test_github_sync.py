@@ -14,7 +14,15 @@ from cohort import roster, snapshot, sync
 from cohort.cli import main
 from cohort.github.client import Client
 from tests.fake_github import TOKEN, cohort_copy, generated, organizer
-from tests.test_forge_local import SOLUTION, git, new_cohort, push, pushes, tiny_organizer
+from tests.test_forge_local import (
+    SOLUTION,
+    git,
+    new_cohort,
+    push,
+    pushes,
+    record_manifest,
+    tiny_organizer,
+)
 
 FIX = 'assert m.add(1, 2) == 3, "add(1, 2) should be 3 (fixed message)"'
 
@@ -28,6 +36,8 @@ def change(org: Path, files: dict[str, str | None]) -> str:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+    if any(rel.startswith("tests/") for rel in files):
+        record_manifest(org)  # as the organizers do when they change the tests
     git("add", "-A", cwd=org)
     git("commit", "-qm", "update", cwd=org)
     return git("rev-parse", "HEAD", cwd=org).strip()
@@ -73,7 +83,8 @@ def test_local_sync_pushes_branches_and_reports_conflicts(tmp_path, capsys):
     out = capsys.readouterr().out
     branch = f"template-update-{commit[:12]}"
     assert "alpha: proposed" in out and "beta: conflicts tests/test_w0_prep.py" in out
-    assert f"template update {commit[:12]} (3 files): 1 proposed, 1 conflicts" in out
+    # 4 files: the two test files, old.txt and the manifest re-recorded with the tests
+    assert f"template update {commit[:12]} (4 files): 1 proposed, 1 conflicts" in out
     alpha = forge_dir / "alpha.git"
     assert show(alpha, "main", "tests/test_w0_new.py") is None  # main untouched
     assert git("--git-dir", str(alpha), "rev-parse", "main", cwd=alpha).strip() == alpha_main

@@ -18,9 +18,17 @@ import pytest
 
 from cohort import roster, runner, store
 from cohort.cli import main
-from cohort.grading import fingerprint
+from cohort.grading import fingerprint, manifest
 from cohort.runner import queue
-from tests.test_forge_local import SOLUTION, STUB, TESTS, git, new_cohort, push
+from tests.test_forge_local import (
+    SOLUTION,
+    STUB,
+    TESTS,
+    git,
+    new_cohort,
+    push,
+    record_manifest,
+)
 
 DAYS = ("w0_prep", "w1d1_raytracing")
 RAY_STUB = 'def ray():\n    raise NotImplementedError("ray: see docs/w1d1_raytracing.md#ray")\n'
@@ -49,6 +57,7 @@ def two_day_organizer(root: Path) -> Path:
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
+    record_manifest(root)
     git("init", "-q", cwd=root)
     git("add", "-A", cwd=root)
     git("commit", "-qm", "organizer", cwd=root)
@@ -156,6 +165,9 @@ def _update_tests(cohort: roster.Roster) -> None:
     tests = cohort.dir / "template" / "tests"
     for name in ("test_w0_prep.py", "test_w1d1_raytracing.py"):
         (tests / name).write_text((tests / name).read_text() + "\n# updated\n")
+    found = manifest.load(tests)
+    found.files = manifest.tests_digest(tests)  # re-recorded with them: same tests, new hashes
+    (tests / manifest.FILENAME).write_text(manifest.dump(found))
     meta = cohort.dir / "template.json"
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "taken_at": "later"}))
 

@@ -6,8 +6,12 @@ import json
 
 import pytest
 
+from tests.conftest import write_manifest
+
 TESTS = """
 import pytest
+
+from tests.conftest import write_manifest
 
 @pytest.mark.points(2)
 def test_good():
@@ -103,6 +107,8 @@ def test_bad_timeout_setting_is_a_usage_error(pytester):
 STUBBED = """
 import pytest
 
+from tests.conftest import write_manifest
+
 def add(a, b):
     raise NotImplementedError("add: see docs/toy.md#add")
 
@@ -139,3 +145,28 @@ def test_a_local_run_prints_stubs_in_a_line_real_failures_whole_points_last(pyte
     assert "FAILED test_toy.py::test_add" not in out
     data = json.loads((pytester.path / "out.json").read_text())  # outcomes unchanged
     assert sorted(t["status"] for t in data["tests"]) == ["failed"] * 4 + ["passed"]
+
+
+def test_a_test_file_that_does_not_import_counts_the_tests_its_manifest_lists(pytester):
+    pytester.makepyfile(
+        **{
+            "tests/test_toy": TESTS.replace("import pytest", "import pytest\nimport mlab.missing"),
+            "tests/test_fine": "import pytest\n\n@pytest.mark.points(4)\ndef test_ok():\n    pass\n",
+        }
+    )
+    points = {"tests/test_toy.py::test_good": 2, "tests/test_toy.py::test_bad": 3}
+    write_manifest(pytester.path, {**points, "tests/test_fine.py::test_ok": 4})
+    pytester.runpytest("--results", "out.json", "--continue-on-collection-errors")
+    data = json.loads((pytester.path / "out.json").read_text())
+    days = data["extra_data"]["days"]
+    assert (days["toy"]["score"], days["toy"]["max_score"]) == (0, 5)
+    assert (data["score"], data["max_score"]) == (4, 9)
+    toy = [t for t in data["tests"] if t["name"] in points]
+    assert len(toy) == 2 and all("mlab" in t["output"] for t in toy)
+
+
+def test_without_a_manifest_a_file_that_does_not_import_counts_nothing(pytester):
+    pytester.makepyfile(**{"tests/test_toy": "import mlab.missing\n"})
+    result = pytester.runpytest("--results", "out.json")
+    result.stdout.fnmatch_lines(["*ERROR collecting tests/test_toy.py*"])
+    assert json.loads((pytester.path / "out.json").read_text())["max_score"] == 0

@@ -11,7 +11,7 @@ import pytest
 
 from cohort.cli import main
 from cohort.grading import isolation, sandbox
-from tests.conftest import ROOT
+from tests.conftest import ROOT, write_manifest
 
 CODE = """
 import os, time
@@ -51,6 +51,10 @@ def test_case(name):
 """
 
 FAST = sandbox.Limits(test_timeout=10, run_timeout=300, memory_mb=4096)
+CASES = {  # the tests of TESTS, as its manifest lists them
+    f"tests/test_toy.py::test_case[{case}]": 1.0
+    for case in ("ok0", "hang", "exit_now", "shout", "hog", "ok1")
+}
 
 
 def outcomes(res: dict) -> dict[str, str]:
@@ -97,6 +101,7 @@ def running(pid: int) -> bool:
 
 def test_import_error_fails_the_days_tests_with_the_error(pair_repo):
     repo = pair_repo("import not_a_module_anywhere\n", TESTS)
+    write_manifest(repo, CASES)
     res = sandbox.grade(repo, limits=FAST)
     assert res["max_score"] == 6 and res["score"] == 0
     assert "No module named 'not_a_module_anywhere'" in res["tests"][0]["output"]
@@ -104,6 +109,7 @@ def test_import_error_fails_the_days_tests_with_the_error(pair_repo):
 
 def test_hang_at_import_is_reported(pair_repo):
     repo = pair_repo("while True:\n    pass\n", TESTS)
+    write_manifest(repo, CASES)
     res = sandbox.grade(repo, limits=sandbox.Limits(test_timeout=1, run_timeout=60))
     assert res["max_score"] == 6 and res["score"] == 0
     assert "a loop at import?" in res["tests"][0]["output"]
@@ -202,6 +208,7 @@ def test_a_test_file_that_does_not_import_fails_only_its_own_day(tmp_path):
         "import pytest\nimport a_module_nobody_installed\n\n"
         "@pytest.mark.points(3)\ndef test_never():\n    pass\n"
     )
+    write_manifest(repo, {"tests/test_good.py::test_one": 2, "tests/test_broken.py::test_never": 3})
     res = sandbox.grade(repo, limits=FAST)
     days = res["extra_data"]["days"]
     assert days["good"]["score"] == days["good"]["max_score"] == 2
@@ -227,3 +234,14 @@ def test_the_sandbox_runs_an_interpreter_that_lives_under_tmp(tmp_path):
         check=True,
     ).stdout
     assert out.strip() == "None", out
+
+
+def test_a_test_file_that_does_not_import_without_a_manifest_is_no_grade(pair_repo, capsys):
+    """No manifest: nothing can count the tests of a file that never got collected."""
+    repo = pair_repo("import not_a_module_anywhere\n", TESTS)
+    with pytest.raises(sandbox.GradeError, match="no manifest.json to count its tests") as e:
+        sandbox.grade(repo, limits=FAST)
+    assert "tests/test_toy.py: not collected" in str(e.value) and "\n" not in str(e.value)
+    assert "`cohort check manifest`" in str(e.value)
+    assert main(["grade", str(repo)]) == 2
+    assert "cohort check manifest" in capsys.readouterr().err

@@ -1,5 +1,5 @@
 """Benchmarks of a pair's GPU kernel against the PyTorch reference, hard to fool by accident or on
-purpose (DESIGN.md, "Benchmarks").
+purpose (docs/w1d6_kernels.md, "Benchmarks (GPU runner only)"; docs/runners.md, "Threat model").
 
 - Device time from CUDA events, after warm-up calls (which also compile the kernel).
 - Fresh random inputs for every timed call, refilled in place: the addresses stay the same and the
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+
+from cohort.grading import results
 
 INT_SENTINEL = -0x5A5A5A5  # canary value of integer outputs (floating outputs use NaN)
 CANARY_MIN_MARGIN = 4096  # elements on each side of an output, at least
@@ -86,9 +88,10 @@ def should_stop(times: Sequence[float], elapsed_s: float, settings: Settings) ->
 
 def geomean(values: Sequence[float]) -> float:
     """Geometric mean of positive numbers (the mean of speedups that does not favour big ones)."""
-    if not values or any(v <= 0 for v in values):
+    mean = results.geomean(values) if all(v > 0 for v in values) else None
+    if mean is None:
         raise ValueError(f"geomean needs positive values, got {list(values)}")
-    return math.exp(statistics.fmean(math.log(v) for v in values))
+    return mean
 
 
 # -- the physical floor --------------------------------------------------------------------------

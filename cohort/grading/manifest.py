@@ -29,6 +29,7 @@ SCHEMA = 1
 RAISED_AT = re.compile(r"NotImplementedError\b.*\n\s*at (?P<file>mlab/[\w/.-]+\.py):(?P<line>\d+)")
 STUB_MESSAGE = re.compile(r"NotImplementedError: (?P<name>[\w.<>]+): see docs/(?P<day>\w+)\.md#")
 SKIP_CALLS = {"skip", "importorskip", "skipif"}
+RERECORD = "organizers run `cohort check manifest`"
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class Manifest:
             chosen = [e for e in chosen if expr.evaluate(lambda name, e=e, **_: name in e.marks)]
         return chosen
 
+    def of_file(self, name: str) -> list[Entry]:
+        """The tests of the test file called `name` (e.g. `test_w1d5_autograd.py`)."""
+        return [e for e in self.tests.values() if Path(e.file).name == name]
+
 
 def tests_digest(tests_dir: Path) -> dict[str, str]:
     return {
@@ -84,9 +89,32 @@ def check_fresh(manifest: Manifest, tests_dir: Path) -> None:
         if manifest.files.get(rel) != digest:
             what = "is new" if rel not in manifest.files else "changed"
             raise ManifestError(
-                f"{tests_dir / FILENAME}: stale ({rel} {what} since it was recorded); "
-                "organizers run `cohort check manifest`"
+                f"{tests_dir / FILENAME}: stale ({rel} {what} since it was recorded); {RERECORD}"
             )
+
+
+def check_current(tests_dir: Path, stubs_root: Path) -> Manifest:
+    """The manifest of `tests_dir`, recorded from exactly these tests and the stubs under
+    `stubs_root` (its `mlab/`); ManifestError (one line) when it is missing or stale."""
+    found = load(tests_dir)
+    if found is None:
+        raise ManifestError(f"{tests_dir / FILENAME}: missing; {RERECORD}")
+    check_fresh(found, tests_dir)
+    if gone := sorted(found.files.keys() - tests_digest(tests_dir).keys()):
+        raise ManifestError(
+            f"{tests_dir / FILENAME}: stale ({gone[0]} is gone since it was recorded); {RERECORD}"
+        )
+    changed = sorted(
+        exercise
+        for exercise, stub in found.stubs.items()
+        if stub is not None and body_hash(stubs_root, exercise) != stub
+    )
+    if changed:
+        raise ManifestError(
+            f"{tests_dir / FILENAME}: stale (the stub of {changed[0]} changed since it was "
+            f"recorded); {RERECORD}"
+        )
+    return found
 
 
 def load(tests_dir: Path) -> Manifest | None:

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from cohort.curriculum import day_of_test_file
-from cohort.grading import feedback, results
+from cohort.grading import feedback, manifest, results, verdict
 from cohort.grading.outcomes import Benchmark, EventWriter, Item, Outcome, as_dict, clip
-from cohort.grading.static import scan_tests
 
 MARKERS = (
     "points(n): what the test is worth in the grade",
@@ -187,15 +186,25 @@ class Grading:
     def results(self) -> dict:
         items = list(self.items)
         for nodeid, message in self.collect_errors.items():
-            path = Path(self.config.rootpath, nodeid)
-            if path.suffix == ".py" and path.exists():
-                for item in scan_tests(path, nodeid):
-                    items.append(item)
-                    self.outcomes[item.nodeid] = Outcome(item.nodeid, "failed", message)
+            for item in self.never_collected(Path(self.config.rootpath, nodeid)):
+                items.append(item)
+                self.outcomes[item.nodeid] = Outcome(item.nodeid, "failed", message)
         ran = [i for i in items if i.nodeid in self.outcomes]
         return results.build(
             ran, self.outcomes, self.benchmarks, execution_time=time.monotonic() - self._started
         )
+
+    def never_collected(self, path: Path) -> list[Item]:
+        """The tests of a test file that failed collection, as the manifest beside it lists them
+        (none without a readable manifest: pytest's own collection error still says why)."""
+        if path.suffix != ".py":
+            return []
+        try:
+            found = manifest.load(path.parent)
+        except manifest.ManifestError:
+            return []
+        entries = found.of_file(path.name) if found else []
+        return [verdict.item_of(e, self.timeout) for e in entries]
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
         """In a local run, a test failing with the stub's NotImplementedError is "not started":

@@ -1,4 +1,5 @@
-"""`results.json`: Gradescope's results format plus `extra_data` (DESIGN.md, "Grading contract").
+"""`results.json`: Gradescope's results format plus `extra_data` (docs/cli.md, "`cohort grade`";
+docs/architecture.md, "Grading").
 
 The score is computed here, from the collected items and their outcomes, never taken from the
 process that ran pair code.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 from cohort.errors import ResultsError
@@ -47,9 +50,15 @@ def leaderboard(benchmarks: list[dict]) -> list[dict]:
     ]
 
 
+def geomean(values: Iterable[float]) -> float | None:
+    """Geometric mean of the positive values (the mean of speedups that does not favour big
+    ones); None when there are none."""
+    positive = [v for v in values if v > 0]
+    return math.exp(statistics.fmean(map(math.log, positive))) if positive else None
+
+
 def geomean_speedup(benchmarks: list[dict]) -> float | None:
-    speedups = [b["speedup"] for b in benchmarks if b.get("speedup", 0) > 0]
-    return math.exp(sum(map(math.log, speedups)) / len(speedups)) if speedups else None
+    return geomean(b.get("speedup", 0) for b in benchmarks)
 
 
 def build(

@@ -27,6 +27,7 @@ import cohort
 from cohort import clock, git
 from cohort.errors import GitError, GradeError
 from cohort.grading import isolation, manifest, results, verdict, workspace
+from cohort.grading.flags import scan_pair_code
 from cohort.grading.outcomes import (
     Benchmark,
     ChannelFlooded,
@@ -37,7 +38,6 @@ from cohort.grading.outcomes import (
     record_from,
 )
 from cohort.grading.plugin import DESELECT_ENV, EVENTS_ENV
-from cohort.grading.static import scan_pair_code, scan_tests
 
 GRACE_S = 10.0  # beyond a test's own timeout before the parent kills the child
 # Collection imports every day's code (torch, transformers): on a loaded machine that takes
@@ -293,9 +293,9 @@ def _last_lines(text: str, n: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-n:])
 
 
-def _static_items(ws: Path, targets: list[str], run: Run) -> None:
-    """With no manifest: give tests of files that never got collected (import error, hang) a
-    failed outcome, their points read from the test file."""
+def _uncounted(ws: Path, targets: list[str], run: Run) -> None:
+    """With no manifest, a grade counts what the child collected; a test file it never collected
+    (import error, hang) has tests no one can count, so there is no grade."""
     collected_files = {item.file for item in run.expected.values()}
     files = [
         p
@@ -304,13 +304,11 @@ def _static_items(ws: Path, targets: list[str], run: Run) -> None:
     ]
     for path in files:
         rel = path.relative_to(ws).as_posix()
-        if rel in collected_files:
-            continue
-        message = run.collect_errors.get(rel) or run.collect_errors.get("*") or "never collected"
-        for item in scan_tests(path, rel):
-            run.expected[item.nodeid] = item
-            run.outcomes[item.nodeid] = Outcome(
-                item.nodeid, "failed", f"could not import this day's code:\n{message}"
+        why = run.collect_errors.get(rel) or run.collect_errors.get("*")
+        if why is not None and rel not in collected_files:
+            raise GradeError(
+                f"{rel}: not collected ({(why.splitlines() or ['?'])[0]}) and there is no "
+                f"{manifest.FILENAME} to count its tests; {manifest.RERECORD}"
             )
 
 
@@ -370,7 +368,7 @@ def grade(
             sel = ["-m", markers] if markers else []
             run_pytest(ws, control, [*targets, *sel], limits, mode, run)
         if entries is None and not markers:  # a marker selection cannot apply to unimported files
-            _static_items(ws, targets, run)
+            _uncounted(ws, targets, run)
     if entries is not None:
         missing = "the test process never reported this test"
         outcomes = verdict.judge(

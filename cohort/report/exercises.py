@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from cohort.grading.results import geomean
 from cohort.report.board import Board, Cell
 from cohort.report.facts import DayFacts
 from cohort.report.stuck import Stuck
@@ -120,11 +121,6 @@ class Entry:
     shapes: int
 
 
-def _geomean(values: list[float]) -> float | None:
-    values = [v for v in values if v > 0]
-    return statistics.geometric_mean(values) if values else None
-
-
 def leaderboards(
     cohort_dir: Path, board: Board, latest: dict[tuple[str, str], dict | None]
 ) -> dict[tuple[str, str], list[Entry]]:
@@ -151,7 +147,7 @@ def leaderboards(
                     names[str(b.get("name"))].append(float(b.get("speedup") or 0))
             for name, speedups in names.items():
                 entry = Entry(
-                    pair, _geomean(speedups) if gpu else None, row.commit, gpu, len(speedups)
+                    pair, geomean(speedups) if gpu else None, row.commit, gpu, len(speedups)
                 )
                 old = best[day, name].get(pair)
                 if old is None or (entry.speedup or 0) > (old.speedup or 0):

@@ -29,7 +29,7 @@ from cohort.curriculum import available_days
 from cohort.errors import CohortError, GradeError
 from cohort.forge import connect as connect_forge
 from cohort.grading import fingerprint, results, sandbox
-from cohort.grading.static import scan_pair_code
+from cohort.grading.flags import scan_pair_code
 from cohort.runner import diffs, queue
 
 SCRATCH_DIR = "scratch"
