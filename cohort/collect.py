@@ -33,11 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cohort import clock, snapshot, store
+from cohort import clock, manifest, snapshot, store
 from cohort.errors import ForgeError, GitHubError, ManifestError
 from cohort.forge.github import CALLER, SHA, GitHubForge
-from cohort.grading import manifest, results
-from cohort.grading.manifest import Manifest
+from cohort.grading import results
+from cohort.manifest import Manifest
 from cohort.roster import Roster
 
 ARTIFACTS = {"cpu": "results-cpu", "gpu": "results-gpu"}

@@ -18,10 +18,9 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cohort import build, clock, forge, git, report, roster, runner, snapshot, store
+from cohort import build, clock, forge, git, manifest, report, roster, runner, snapshot, store
 from cohort.curriculum import BY_NAME, available_days
 from cohort.errors import DemoError
-from cohort.grading import manifest
 from cohort.roster import WORKTREE
 
 BEHAVIOURS = ("solutions", "stubs", "partial", "hangs", "edited-tests")

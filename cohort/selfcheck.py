@@ -11,8 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cohort import manifest
 from cohort.errors import CheckFailed
-from cohort.grading import manifest, sandbox, workspace
+from cohort.grading import sandbox, workspace
 
 
 def _listing(tests: list[dict], limit: int = 15) -> str:

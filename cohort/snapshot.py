@@ -12,9 +12,8 @@ import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cohort import clock, docs_links, git
+from cohort import clock, docs_links, git, manifest
 from cohort.errors import GitError, TemplateError
-from cohort.grading import manifest
 from cohort.roster import WORKTREE, TemplateSource
 
 SNAPSHOT_DIR = "template"

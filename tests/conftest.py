@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch  # noqa: F401  loaded once: in-process pytester runs would re-import it and crash
 
+from cohort import manifest
 from cohort.curriculum import day_of_test_file
-from cohort.grading import manifest
 
 pytest_plugins = ["pytester"]
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from cohort import forge, roster, snapshot, store
+from cohort import forge, manifest, roster, snapshot, store
 from cohort.cli import main
 from cohort.errors import CommitNotFound
 from cohort.forge.local import LocalForge
-from cohort.grading import manifest, sandbox
+from cohort.grading import sandbox
 from cohort.snapshot import Template, TemplateError
 
 STUB = '''"""Day w0_prep (tiny test copy)."""

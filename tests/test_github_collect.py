@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cohort import collect, roster, store
+from cohort import collect, manifest, roster, store
 from cohort.cli import main
 from cohort.forge.github import GitHubForge
 from cohort.github.client import Client
-from cohort.grading import manifest, results
+from cohort.grading import results
 from cohort.grading.outcomes import Benchmark, Item, Outcome
 from tests.fake_github import (
     GRADER,

@@ -12,8 +12,9 @@ from collections import defaultdict
 
 import pytest
 
+from cohort import manifest
 from cohort.cli import main
-from cohort.grading import manifest, sandbox
+from cohort.grading import sandbox
 from tests.conftest import ROOT
 
 TESTS = ROOT / "template" / "tests"

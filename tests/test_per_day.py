@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from cohort import roster, runner, store
+from cohort import manifest, roster, runner, store
 from cohort.cli import main
-from cohort.grading import fingerprint, manifest
+from cohort.grading import fingerprint
 from cohort.runner import queue
 from tests.test_forge_local import (
     SOLUTION,

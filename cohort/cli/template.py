@@ -6,9 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cohort import build, selfcheck
+from cohort import build, manifest, selfcheck
 from cohort.errors import BuildError
-from cohort.grading import manifest
 
 MANIFEST = """\
 The points manifest (`template/tests/manifest.json`) is recorded from the stubs and the tests.

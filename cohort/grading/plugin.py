@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from cohort import manifest
 from cohort.curriculum import day_of_test_file
-from cohort.grading import feedback, manifest, results, verdict
+from cohort.grading import feedback, results, verdict
 from cohort.grading.outcomes import Benchmark, EventWriter, Item, Outcome, as_dict, clip
 
 MARKERS = (

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cohort
-from cohort import clock, git
+from cohort import clock, git, manifest
 from cohort.errors import GitError, GradeError
-from cohort.grading import isolation, manifest, results, verdict, workspace
+from cohort.grading import isolation, results, verdict, workspace
 from cohort.grading.flags import scan_pair_code
 from cohort.grading.outcomes import (
     Benchmark,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from cohort.grading.manifest import Entry
 from cohort.grading.outcomes import Benchmark, Item, Outcome, clip
+from cohort.manifest import Entry
 
 STATUSES = ("passed", "failed", "skipped")
 MAX_BENCHMARKS_PER_TEST = 64
