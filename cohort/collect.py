@@ -10,10 +10,11 @@ artifacts. A result is stored only when
    other job of the run can have uploaded the artifact);
 3. results.json names the repository it was fetched from, the run's commit and run id, the job
    its artifact belongs to and the pinned grader;
-4. every test's score agrees with its status and the totals add up from the tests, and (when the
-   template snapshot has its `tests/manifest.json`) each test is one the manifest holds for its
-   day, once, with the manifest's points as its max_score (0 when skipped), and every test the
-   manifest holds for a day the run graded is there.
+4. every test's score agrees with its status and the totals add up from the tests, and each
+   test is one the manifest of the cohort's template snapshot (`tests/manifest.json`) holds for
+   its day, once, with the manifest's points as its max_score (0 when skipped), and every test
+   the manifest holds for a day the run graded is there (a snapshot whose manifest is missing,
+   unreadable or stale rejects every run, saying so).
 Anything else is reported as rejected, with the reason, and not stored. Runs that left no
 results (cancelled, failed before grading, artifacts expired) are listed apart.
 
@@ -172,12 +173,14 @@ def check_manifest(doc: dict, trusted: Manifest) -> None:
         raise Rejected(f"{len(missing)} test(s) of the graded days missing, e.g. {missing[0]}")
 
 
-def trusted_manifest(cohort_dir: Path) -> Manifest | None:
-    """The manifest of the cohort's template snapshot, checked against its tests (None: none)."""
+def trusted_manifest(cohort_dir: Path) -> Manifest:
+    """The manifest of the cohort's template snapshot, checked against its tests; ManifestError
+    when it is missing (a snapshot taken before manifests), unreadable or stale."""
     tests = cohort_dir / snapshot.SNAPSHOT_DIR / "tests"
     found = manifest.load(tests)
-    if found is not None:
-        manifest.check_fresh(found, tests)
+    if found is None:
+        raise ManifestError(f"{tests / manifest.FILENAME}: missing; {manifest.RERECORD}")
+    manifest.check_fresh(found, tests)
     return found
 
 
@@ -282,8 +285,7 @@ class Collector:
         if docs["cpu"] is None:
             raise NoResults(f"no {ARTIFACTS['cpu']} artifact ({run.get('conclusion')})")
         doc = merge(docs["cpu"], docs["gpu"])
-        if self.manifest is not None:
-            check_manifest(doc, self.manifest)
+        check_manifest(doc, self.manifest)
         doc["extra_data"].update(
             # a job no runner took (e.g. no GPU runner matches its labels) left no artifact: its
             # tests stay skipped (counting nothing), and the job is "not run", never a zero

@@ -588,14 +588,25 @@ GRADER_REF = "spring-2026"
 TRUSTED = f"{GRADER}/.github/workflows/grade.yml@{GRADER_REF}"
 
 
+GPU_TEST = """
+
+@pytest.mark.gpu
+@pytest.mark.bench
+@pytest.mark.points(4)
+def test_gpu():
+    assert m.mul(2, 2) == 4
+"""
+
+
 def organizer(root: Path) -> Path:
-    """The tiny organizer repository of the local forge's tests, plus the template's caller."""
-    from tests.test_forge_local import tiny_organizer
+    """The tiny organizer repository of the local forge's tests, plus the template's caller and
+    a GPU test (graded by the workflow's gpu job, skipped on CPU)."""
+    from tests.test_forge_local import TESTS, tiny_organizer
 
     caller = root / "template" / ".github" / "workflows" / "grade.yml"
     caller.parent.mkdir(parents=True)
     caller.write_text((ROOT / "template" / ".github" / "workflows" / "grade.yml").read_text())
-    return tiny_organizer(root)
+    return tiny_organizer(root, TESTS + GPU_TEST)
 
 
 def roster_text(organizer: Path, fake: FakeGitHub, pairs: list[str], **github) -> str:

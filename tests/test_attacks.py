@@ -257,7 +257,7 @@ def test_a_stale_manifest_is_a_one_line_error(tmp_path):
 
 
 def test_the_manifest_matches_the_tests():
-    from cohort.grading import manifest
+    from cohort import manifest
 
     found = manifest.load(TESTS)
     assert found is not None, "template/tests/manifest.json is missing: run `cohort check manifest`"

@@ -73,12 +73,12 @@ def git(*args: str, cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
-def tiny_organizer(root: Path) -> Path:
+def tiny_organizer(root: Path, tests: str = TESTS) -> Path:
     """An organizer repository (committed) with template/ and solutions/ for one cheap day."""
     files = {
         "template/mlab/__init__.py": "",
         "template/mlab/w0_prep.py": STUB,
-        "template/tests/test_w0_prep.py": TESTS,
+        "template/tests/test_w0_prep.py": tests,
         "solutions/mlab/__init__.py": "",
         "solutions/mlab/w0_prep.py": SOLUTION,
     }

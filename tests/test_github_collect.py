@@ -291,6 +291,7 @@ def test_days_a_run_did_not_grade_are_carried_over_from_the_push_before(cohort, 
     (cohort.dir / "cohort.toml").write_text(text + day)
     first = tip(fake, "alpha")
     items = [*ITEMS[:2], Item(RAY, "w1d1_raytracing", 5)]
+    with_manifest(cohort, items)  # a template of these two days' tests
 
     def docs(commit: str, graded_items: list[Item], ray: str | None = None, ok=True, **meta):
         def make(rid: int) -> dict:
@@ -437,3 +438,12 @@ def test_a_stale_manifest_rejects_runs_saying_why(cohort, fake):
     done = collected(cohort)
     assert not done.stored and "its tests cannot be checked: " in done.rejected[0]
     assert "stale (test_w0_prep.py changed since it was recorded)" in done.rejected[0]
+
+
+def test_a_snapshot_without_a_manifest_rejects_runs_saying_why(cohort, fake):
+    """No manifest is no check: such a run is rejected, never stored unchecked."""
+    (cohort.dir / "template" / "tests" / manifest.FILENAME).unlink()
+    run_with(fake, "alpha")
+    done = collected(cohort)
+    assert not done.stored and "its tests cannot be checked: " in done.rejected[0]
+    assert "manifest.json: missing; organizers run `cohort check manifest`" in done.rejected[0]
