@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cohort import clock, manifest, snapshot, store
-from cohort.errors import ForgeError, GitHubError, ManifestError
+from cohort.errors import ForgeError, GitHubError, ManifestError, TemplateError
 from cohort.forge.github import CALLER, SHA, GitHubForge
 from cohort.grading import results
 from cohort.manifest import Manifest
@@ -173,10 +173,13 @@ def check_manifest(doc: dict, trusted: Manifest) -> None:
         raise Rejected(f"{len(missing)} test(s) of the graded days missing, e.g. {missing[0]}")
 
 
-def trusted_manifest(cohort_dir: Path) -> Manifest:
-    """The manifest of the cohort's template snapshot, checked against its tests; ManifestError
-    when it is missing (a snapshot taken before manifests), unreadable or stale."""
-    tests = cohort_dir / snapshot.SNAPSHOT_DIR / "tests"
+def trusted_manifest(roster: Roster) -> Manifest:
+    """The manifest of the cohort's template snapshot (taken now from cohort.toml's template when
+    this cohort folder has none yet, as in the dashboard workflow's checkout), checked against its
+    tests; ManifestError when it is missing (a snapshot taken before manifests), unreadable or
+    stale, TemplateError when the template cannot be taken."""
+    snapshot.take(roster.template, roster.dir)
+    tests = roster.dir / snapshot.SNAPSHOT_DIR / "tests"
     found = manifest.load(tests)
     if found is None:
         raise ManifestError(f"{tests / manifest.FILENAME}: missing; {manifest.RERECORD}")
@@ -249,8 +252,8 @@ class Collector:
         self.callers = forge.caller_versions(MAX_CALLERS)
         self.manifest, self.unreadable = None, None
         try:
-            self.manifest = trusted_manifest(roster.dir)
-        except ManifestError as e:
+            self.manifest = trusted_manifest(roster)
+        except (ManifestError, TemplateError) as e:
             self.unreadable = str(e)  # no run can be checked: each is rejected saying so
 
     def artifact(self, full_name: str, run: dict, job: str) -> dict | None:
