@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -447,3 +448,13 @@ def test_a_snapshot_without_a_manifest_rejects_runs_saying_why(cohort, fake):
     done = collected(cohort)
     assert not done.stored and "its tests cannot be checked: " in done.rejected[0]
     assert "manifest.json: missing; organizers run `cohort check manifest`" in done.rejected[0]
+
+
+def test_a_cohort_folder_without_a_snapshot_takes_one_to_check_against(cohort, fake):
+    """The dashboard workflow collects in a fresh checkout: cohort.toml and no snapshot."""
+    shutil.rmtree(cohort.dir / "template")
+    (cohort.dir / "template.json").unlink()
+    run_with(fake, "alpha")
+    done = collected(roster.load(cohort.dir))
+    assert done.stored == [f"alpha {tip(fake, 'alpha')}"] and not done.rejected
+    assert (cohort.dir / "template" / "tests" / manifest.FILENAME).is_file()
