@@ -178,13 +178,8 @@ def trusted_manifest(roster: Roster) -> Manifest:
     this cohort folder has none yet, as in the dashboard workflow's checkout), checked against its
     tests; ManifestError when it is missing (a snapshot taken before manifests), unreadable or
     stale, TemplateError when the template cannot be taken."""
-    snapshot.take(roster.template, roster.dir)
-    tests = roster.dir / snapshot.SNAPSHOT_DIR / "tests"
-    found = manifest.load(tests)
-    if found is None:
-        raise ManifestError(f"{tests / manifest.FILENAME}: missing; {manifest.RERECORD}")
-    manifest.check_fresh(found, tests)
-    return found
+    taken = snapshot.take(roster.template, roster.dir)
+    return manifest.check_current(taken.tests, taken.path)
 
 
 def merge(cpu: dict, gpu: dict | None) -> dict:

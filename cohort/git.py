@@ -73,29 +73,21 @@ def git_dir(repo: Path) -> Path:
     return repo / ".git" if (repo / ".git").is_dir() else repo
 
 
-def write_tree(repo: Path, files: Path, env: dict | None = None) -> str:
+def write_tree(repo: Path, files: Path) -> str:
     """Store the files under `files` in `repo`'s object database; returns the tree's id."""
     where = git_dir(repo)
-    tree_env = {"GIT_DIR": str(where), "GIT_INDEX_FILE": str(where / "cohort-tree-index")}
+    env = {"GIT_DIR": str(where), "GIT_INDEX_FILE": str(where / "cohort-tree-index")}
     try:
-        run(
-            "add",
-            "--all",
-            ".",
-            cwd=files,
-            env={**(env or {}), **tree_env, "GIT_WORK_TREE": str(files)},
-        )
-        return out("write-tree", env={**(env or {}), **tree_env})
+        run("add", "--all", ".", cwd=files, env={**env, "GIT_WORK_TREE": str(files)})
+        return out("write-tree", env=env)
     finally:
-        Path(tree_env["GIT_INDEX_FILE"]).unlink(missing_ok=True)
+        Path(env["GIT_INDEX_FILE"]).unlink(missing_ok=True)
 
 
-def commit_tree(
-    repo: Path, tree: str, message: str, *parents: str, date: str = "", env: dict | None = None
-) -> str:
+def commit_tree(repo: Path, tree: str, message: str, *parents: str, date: str = "") -> str:
     """A commit of `tree` in `repo` with `parents`; `date` fixes both dates (same tree, same id)."""
-    commit_env = {**(env or {}), "GIT_DIR": str(git_dir(repo))}
+    env = {"GIT_DIR": str(git_dir(repo))}
     if date:
-        commit_env |= {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+        env |= {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
     args = [a for p in parents for a in ("-p", p)]
-    return out("commit-tree", tree, *args, "-m", message, env=commit_env)
+    return out("commit-tree", tree, *args, "-m", message, env=env)
